@@ -1,0 +1,256 @@
+//! The command line: this tool's options, Compose's project flags, and the Docker global flags a
+//! CLI plugin receives before its own name.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+use crate::docker::command::Globals;
+use crate::template::Template;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    done: the new containers serve
+  1    failed and rolled back: the old containers still serve
+  2    usage or precondition error: nothing was changed
+  3    failed and cleanup is incomplete: the output says what is left and how to fix it
+  130  interrupted (SIGINT) and rolled back
+  143  terminated (SIGTERM) and rolled back";
+
+/// Roll a Docker Compose service to a new version with zero failed requests: scale out, wait
+/// until the new containers are healthy, drain the old ones, retire them.
+#[derive(Debug, Parser)]
+#[command(name = "docker-reroll", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The Compose service to roll.
+    pub service: Option<String>,
+
+    /// Compose file (repeatable, as with docker compose; default: Compose's own lookup).
+    #[arg(short = 'f', long = "file", value_name = "FILE", help_heading = "Compose")]
+    pub files: Vec<PathBuf>,
+    /// Compose project name (default: Compose's own, e.g. COMPOSE_PROJECT_NAME or the directory).
+    #[arg(short = 'p', long, value_name = "NAME", help_heading = "Compose")]
+    pub project_name: Option<String>,
+    /// Compose project directory.
+    #[arg(long, value_name = "DIR", help_heading = "Compose")]
+    pub project_directory: Option<PathBuf>,
+    /// Environment file (repeatable).
+    #[arg(long = "env-file", value_name = "FILE", help_heading = "Compose")]
+    pub env_files: Vec<PathBuf>,
+    /// Compose profile to enable (repeatable).
+    #[arg(long = "profile", value_name = "NAME", help_heading = "Compose")]
+    pub profiles: Vec<String>,
+
+    /// How long the new containers may take to turn healthy (e.g. 90s, 2m, or seconds).
+    /// Default: derived from their healthcheck (start period + (retries + 1) × (interval + timeout)).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub healthcheck_timeout: Option<Duration>,
+    /// Without a healthcheck: how long the new containers must keep running.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10s")]
+    pub wait: Duration,
+    /// Extra time after the new containers are healthy, before the old ones are touched (time
+    /// for the proxy to start routing to them).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
+    pub wait_after_healthy: Duration,
+    /// Command run once per old container, in parallel, before it is stopped; no shell.
+    /// Placeholders: {id} {short_id} {name} {service} {project}.
+    #[arg(long, value_name = "TEMPLATE", value_parser = template)]
+    pub pre_stop_cmd: Option<Template>,
+    /// After the pre-stop command, wait until the old containers report unhealthy.
+    #[arg(long)]
+    pub pre_stop_wait_until_unhealthy: bool,
+    /// How long the old containers may take to turn unhealthy (default: from their healthcheck).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub drain_timeout: Option<Duration>,
+    /// Extra time after the old containers are unhealthy, before they are stopped (time for the
+    /// proxy to drop them; Traefik applies changes at most every 2s).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
+    pub wait_after_unhealthy: Duration,
+
+    /// Write one JSON object per event on stdout.
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+    /// Show every docker command and how long it took (-vv: more).
+    #[arg(short, long, action = ArgAction::Count, help_heading = "Output")]
+    pub verbose: u8,
+    /// Print only errors.
+    #[arg(short, long, help_heading = "Output", conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Docker context (also a Docker global flag given before `reroll`).
+    #[arg(short = 'c', long, value_name = "NAME", help_heading = "Docker")]
+    pub context: Option<String>,
+    /// Docker daemon socket.
+    #[arg(short = 'H', long, value_name = "HOST", help_heading = "Docker")]
+    pub host: Option<String>,
+    /// Docker client config directory.
+    #[arg(long, value_name = "DIR", help_heading = "Docker")]
+    pub config: Option<String>,
+    #[arg(long, help_heading = "Docker")]
+    pub tls: bool,
+    #[arg(long, help_heading = "Docker")]
+    pub tlsverify: bool,
+    #[arg(long, value_name = "FILE", help_heading = "Docker")]
+    pub tlscacert: Option<String>,
+    #[arg(long, value_name = "FILE", help_heading = "Docker")]
+    pub tlscert: Option<String>,
+    #[arg(long, value_name = "FILE", help_heading = "Docker")]
+    pub tlskey: Option<String>,
+    /// Docker's debug mode.
+    #[arg(short = 'D', long, help_heading = "Docker")]
+    pub debug: bool,
+    /// Docker's log level.
+    #[arg(short = 'l', long, value_name = "LEVEL", help_heading = "Docker")]
+    pub log_level: Option<String>,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    crate::duration::parse(text)
+}
+
+fn template(text: &str) -> Result<Template, String> {
+    Template::parse(text)
+}
+
+impl Cli {
+    pub fn globals(&self) -> Globals {
+        Globals {
+            context: self.context.clone(),
+            host: self.host.clone(),
+            config: self.config.clone(),
+            tls: self.tls,
+            tlsverify: self.tlsverify,
+            tlscacert: self.tlscacert.clone(),
+            tlscert: self.tlscert.clone(),
+            tlskey: self.tlskey.clone(),
+            debug: self.debug,
+            log_level: self.log_level.clone(),
+        }
+    }
+
+    /// Compose's project flags, in Compose's spelling.
+    pub fn project_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for file in &self.files {
+            args.push("--file".into());
+            args.push(file.display().to_string());
+        }
+        for file in &self.env_files {
+            args.push("--env-file".into());
+            args.push(file.display().to_string());
+        }
+        if let Some(name) = &self.project_name {
+            args.push("--project-name".into());
+            args.push(name.clone());
+        }
+        if let Some(dir) = &self.project_directory {
+            args.push("--project-directory".into());
+            args.push(dir.display().to_string());
+        }
+        for profile in &self.profiles {
+            args.push("--profile".into());
+            args.push(profile.clone());
+        }
+        args
+    }
+}
+
+/// Docker's global flags that take a value, as a plugin may receive them.
+const GLOBALS_WITH_VALUE: [&str; 11] = [
+    "-c",
+    "--context",
+    "-H",
+    "--host",
+    "--config",
+    "-l",
+    "--log-level",
+    "--tlscacert",
+    "--tlscert",
+    "--tlskey",
+    "--log-opt",
+];
+const GLOBAL_SWITCHES: [&str; 4] = ["-D", "--debug", "--tls", "--tlsverify"];
+
+/// Run as `docker reroll …`, Docker calls `docker-reroll [GLOBALS] reroll [ARGS]`: drop the
+/// plugin's name so the globals and the arguments parse as one command line.
+pub fn plugin_args(args: Vec<OsString>, invoked_as_plugin: bool) -> Vec<OsString> {
+    if !invoked_as_plugin {
+        return args;
+    }
+    let mut index = 1;
+    while index < args.len() {
+        let word = args[index].to_string_lossy();
+        let flag = word.split('=').next().unwrap_or("");
+        if GLOBALS_WITH_VALUE.contains(&flag) {
+            index += if word.contains('=') { 1 } else { 2 };
+        } else if GLOBAL_SWITCHES.contains(&flag) {
+            index += 1;
+        } else {
+            break;
+        }
+    }
+    let mut args = args;
+    if args.get(index).is_some_and(|word| word == "reroll") {
+        args.remove(index);
+    }
+    args
+}
+
+pub fn metadata() -> String {
+    format!(
+        r#"{{"SchemaVersion":"0.1.0","Vendor":"docker-reroll","Version":"{}","ShortDescription":"Roll a Compose service to a new version with zero downtime","URL":"https://github.com/docker-reroll/docker-reroll"}}"#,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<OsString> {
+        text.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn drops_the_plugin_name_after_docker_globals() {
+        let cases = [
+            ("docker-reroll reroll web", "docker-reroll web"),
+            ("docker-reroll --context prod -D reroll -f c.yml web", "docker-reroll --context prod -D -f c.yml web"),
+            ("docker-reroll -H=tcp://h:2375 --tlsverify reroll web", "docker-reroll -H=tcp://h:2375 --tlsverify web"),
+            ("docker-reroll -l info reroll reroll", "docker-reroll -l info reroll"),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(plugin_args(words(given), true), words(expected), "{given}");
+        }
+        assert_eq!(plugin_args(words("docker-reroll reroll"), false), words("docker-reroll reroll"));
+    }
+
+    #[test]
+    fn globals_parse_and_reach_the_builder() {
+        let cli = Cli::try_parse_from(words("docker-reroll --context prod -H unix:///s -D web")).unwrap();
+        assert_eq!(cli.service.as_deref(), Some("web"));
+        let globals = cli.globals();
+        assert_eq!(globals.flags(), ["--context=prod", "--host=unix:///s", "--debug"]);
+    }
+
+    #[test]
+    fn metadata_takes_its_version_from_cargo() {
+        let metadata: serde_json::Value = serde_json::from_str(&metadata()).unwrap();
+        assert_eq!(metadata["Version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(metadata["SchemaVersion"], "0.1.0");
+    }
+
+    #[test]
+    fn compose_flags_keep_their_order_and_spelling() {
+        let cli = Cli::try_parse_from(words(
+            "docker-reroll -f a.yml -f b.yml --env-file .env -p shop --profile web web",
+        ))
+        .unwrap();
+        assert_eq!(
+            cli.project_args(),
+            ["--file", "a.yml", "--file", "b.yml", "--env-file", ".env", "--project-name", "shop", "--profile", "web"]
+        );
+    }
+}

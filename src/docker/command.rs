@@ -1,0 +1,312 @@
+//! The one command builder. It owns Docker's global flags (`--context`, `-H`, TLS, `--config`)
+//! and puts them on every `docker` and `docker compose` call, so no call can reach another
+//! daemon than the rest; `--` goes before operands.
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use tokio::process::Command;
+
+/// The global flags Docker's CLI gives a plugin before its name, and their environment
+/// equivalents for programs that take no flags (standalone `docker-compose`, pre-stop commands).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Globals {
+    pub context: Option<String>,
+    pub host: Option<String>,
+    pub config: Option<String>,
+    pub tls: bool,
+    pub tlsverify: bool,
+    pub tlscacert: Option<String>,
+    pub tlscert: Option<String>,
+    pub tlskey: Option<String>,
+    pub debug: bool,
+    pub log_level: Option<String>,
+}
+
+impl Globals {
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        let mut with_value = |flag: &str, value: &Option<String>| {
+            if let Some(value) = value {
+                flags.push(format!("{flag}={value}"));
+            }
+        };
+        with_value("--config", &self.config);
+        with_value("--context", &self.context);
+        with_value("--host", &self.host);
+        with_value("--log-level", &self.log_level);
+        with_value("--tlscacert", &self.tlscacert);
+        with_value("--tlscert", &self.tlscert);
+        with_value("--tlskey", &self.tlskey);
+        if self.tls {
+            flags.push("--tls".into());
+        }
+        if self.tlsverify {
+            flags.push("--tlsverify".into());
+        }
+        if self.debug {
+            flags.push("--debug".into());
+        }
+        flags
+    }
+
+    /// The same choices as environment variables, for child programs that are not `docker`.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        if let Some(host) = &self.host {
+            env.push(("DOCKER_HOST", host.clone()));
+        }
+        if let Some(context) = &self.context {
+            env.push(("DOCKER_CONTEXT", context.clone()));
+        }
+        if let Some(config) = &self.config {
+            env.push(("DOCKER_CONFIG", config.clone()));
+        }
+        if self.tlsverify {
+            env.push(("DOCKER_TLS_VERIFY", "1".into()));
+        }
+        if let Some(cert) = self.tlscert.as_deref().or(self.tlscacert.as_deref())
+            && let Some(dir) = std::path::Path::new(cert).parent()
+        {
+            env.push(("DOCKER_CERT_PATH", dir.display().to_string()));
+        }
+        env
+    }
+
+    /// Which engine these flags reach, as a key for the per-service lock.
+    pub fn endpoint(&self) -> String {
+        self.host
+            .clone()
+            .or_else(|| self.context.clone().map(|c| format!("context-{c}")))
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+            .or_else(|| {
+                std::env::var("DOCKER_CONTEXT")
+                    .ok()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| format!("context-{c}"))
+            })
+            .unwrap_or_else(|| "default".into())
+    }
+}
+
+/// How Compose is invoked: the v2 plugin (`docker compose`) or a standalone `docker-compose`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ComposeCli {
+    Plugin,
+    Standalone,
+}
+
+#[derive(Clone, Debug)]
+pub struct Docker {
+    program: String,
+    globals: Globals,
+    compose: ComposeCli,
+    /// Project selection (`-f`, `-p`, `--env-file`, `--profile`, `--project-directory`).
+    project_args: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("could not run `{program}`: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed: {stderr}")]
+    Failed {
+        command: String,
+        stdout: String,
+        stderr: String,
+        code: Option<i32>,
+    },
+}
+
+impl DockerError {
+    pub fn stderr(&self) -> &str {
+        match self {
+            DockerError::Failed { stderr, .. } => stderr,
+            DockerError::Spawn { .. } => "",
+        }
+    }
+
+    /// Docker's CLI says this in several ways, depending on the transport and version.
+    pub fn is_daemon_unreachable(&self) -> bool {
+        let text = self.stderr();
+        [
+            "Cannot connect to the Docker daemon",
+            "error during connect",
+            "Is the docker daemon running",
+            "connection refused",
+            "no such host",
+            "context not found",
+            "dial unix",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
+    }
+}
+
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Docker {
+    pub fn new(globals: Globals, project_args: Vec<String>) -> Self {
+        // A test (or a user with an unusual install) may point at another docker binary.
+        let program = std::env::var("DOCKER_REROLL_DOCKER").unwrap_or_else(|_| "docker".into());
+        Docker {
+            program,
+            globals,
+            compose: ComposeCli::Plugin,
+            project_args,
+        }
+    }
+
+    pub fn globals(&self) -> &Globals {
+        &self.globals
+    }
+
+    pub fn use_compose(&mut self, compose: ComposeCli) {
+        self.compose = compose;
+    }
+
+    /// `docker GLOBALS ARGS…`
+    pub fn docker<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut command = Command::new(&self.program);
+        command.args(self.globals.flags());
+        command.args(args.into_iter().map(Into::into));
+        command
+    }
+
+    /// `docker GLOBALS compose PROJECT ARGS…`, or `docker-compose PROJECT ARGS…` with the
+    /// globals as environment variables.
+    pub fn compose<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut command = match self.compose {
+            ComposeCli::Plugin => {
+                let mut command = self.docker(["compose"]);
+                command.args(&self.project_args);
+                command
+            }
+            ComposeCli::Standalone => {
+                let mut command = Command::new("docker-compose");
+                command.envs(self.globals.env());
+                command.args(&self.project_args);
+                command
+            }
+        };
+        command.args(args.into_iter().map(Into::into));
+        command
+    }
+
+    /// `docker-compose` without project flags, for detecting it.
+    pub fn standalone_compose_version(&self) -> Command {
+        let mut command = Command::new("docker-compose");
+        command.envs(self.globals.env());
+        command.args(["version", "--short"]);
+        command
+    }
+
+    /// Runs a command to its end and returns what it printed; a non-zero exit is an error that
+    /// carries its stderr.
+    pub async fn run(&self, mut command: Command) -> Result<Output, DockerError> {
+        let shown = show(&command);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let output = command.output().await.map_err(|source| DockerError::Spawn {
+            program: command.as_std().get_program().to_string_lossy().into_owned(),
+            source,
+        })?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        tracing::debug!(
+            target: "docker",
+            "{shown} ({} ms, exit {})",
+            started.elapsed().as_millis(),
+            output.status.code().map_or("signal".into(), |c| c.to_string())
+        );
+        if output.status.success() {
+            Ok(Output { stdout, stderr })
+        } else {
+            Err(DockerError::Failed {
+                command: shown,
+                stdout,
+                stderr,
+                code: output.status.code(),
+            })
+        }
+    }
+}
+
+/// A command as a user could paste it into a shell.
+pub fn show(command: &Command) -> String {
+    let std = command.as_std();
+    std::iter::once(std.get_program())
+        .chain(std.get_args())
+        .map(|word| shell_words::quote(&word.to_string_lossy()).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(command: &Command) -> Vec<String> {
+        command
+            .as_std()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_call_carries_the_globals_and_compose_carries_the_project() {
+        let globals = Globals {
+            context: Some("prod".into()),
+            tlsverify: true,
+            ..Globals::default()
+        };
+        let docker = Docker::new(globals, vec!["-p".into(), "shop".into()]);
+        assert_eq!(
+            args(&docker.docker(["stop", "--", "abc"])),
+            ["--context=prod", "--tlsverify", "stop", "--", "abc"]
+        );
+        assert_eq!(
+            args(&docker.compose(["ps"])),
+            ["--context=prod", "--tlsverify", "compose", "-p", "shop", "ps"]
+        );
+    }
+
+    #[test]
+    fn standalone_compose_gets_the_globals_as_environment() {
+        let globals = Globals {
+            host: Some("tcp://10.0.0.5:2376".into()),
+            tlscert: Some("/certs/cert.pem".into()),
+            ..Globals::default()
+        };
+        let mut docker = Docker::new(globals, vec![]);
+        docker.use_compose(ComposeCli::Standalone);
+        let command = docker.compose(["config"]);
+        let env: Vec<_> = command
+            .as_std()
+            .get_envs()
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.unwrap().to_string_lossy().into_owned()))
+            .collect();
+        assert!(env.contains(&("DOCKER_HOST".into(), "tcp://10.0.0.5:2376".into())));
+        assert!(env.contains(&("DOCKER_CERT_PATH".into(), "/certs".into())));
+        assert_eq!(args(&command), ["config"]);
+    }
+}

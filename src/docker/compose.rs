@@ -1,0 +1,138 @@
+//! What Compose says about the project: which Compose there is, and the resolved configuration
+//! (`docker compose config --format json`). The YAML is never parsed here.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The parts of a resolved service this tool decides on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub container_name: Option<String>,
+    /// Published host ports, as Compose resolved them (`"8080"`, `"9000-9005"`).
+    pub published_ports: Vec<String>,
+    pub replicas: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectConfig {
+    pub name: String,
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+#[derive(Deserialize)]
+struct RawProject {
+    name: String,
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+}
+
+#[derive(Deserialize)]
+struct RawService {
+    container_name: Option<String>,
+    #[serde(default)]
+    ports: Option<Vec<RawPort>>,
+    deploy: Option<RawDeploy>,
+    scale: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct RawPort {
+    published: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawDeploy {
+    replicas: Option<u32>,
+}
+
+pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
+    let raw: RawProject = serde_json::from_str(json)?;
+    let services = raw
+        .services
+        .into_iter()
+        .map(|(name, service)| {
+            let published_ports = service
+                .ports
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|port| match port.published? {
+                    serde_json::Value::String(text) if !text.is_empty() && text != "0" => Some(text),
+                    serde_json::Value::Number(number) if number.as_u64() != Some(0) => {
+                        Some(number.to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let config = ServiceConfig {
+                container_name: service.container_name.filter(|n| !n.is_empty()),
+                published_ports,
+                replicas: service.deploy.and_then(|d| d.replicas).or(service.scale),
+            };
+            (name, config)
+        })
+        .collect();
+    Ok(ProjectConfig {
+        name: raw.name,
+        services,
+    })
+}
+
+/// `SERVICE HASH` as `docker compose config --hash SERVICE` prints it.
+pub fn parse_hash(output: &str, service: &str) -> Option<String> {
+    output.lines().find_map(|line| {
+        let (name, hash) = line.trim().split_once(char::is_whitespace)?;
+        (name == service).then(|| hash.trim().to_owned())
+    })
+}
+
+/// How many containers a published port spec leaves room for: `"8080"` one, `"9000-9005"` six.
+pub fn host_port_capacity(published: &str) -> u32 {
+    match published.split_once('-') {
+        Some((low, high)) => match (low.parse::<u32>(), high.parse::<u32>()) {
+            (Ok(low), Ok(high)) if high >= low => high - low + 1,
+            _ => 1,
+        },
+        None => 1,
+    }
+}
+
+/// The major version from `compose version --short` (`2.40.3`, `v2.40.3`, `1.29.2`).
+pub fn major_version(short: &str) -> Option<u32> {
+    short.trim().trim_start_matches('v').split('.').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_scaling_depends_on() {
+        let json = r#"{"name": "demo", "services": {
+            "web": {"image": "x", "ports": [{"target": 80, "published": "8080"}, {"target": 81},
+                                            {"target": 82, "published": "9000-9005"}],
+                    "deploy": {"replicas": 3}},
+            "worker": {"image": "y", "container_name": "the-worker", "ports": null}}}"#;
+        let config = parse_config(json).unwrap();
+        assert_eq!(config.name, "demo");
+        let web = &config.services["web"];
+        assert_eq!(web.published_ports, ["8080", "9000-9005"]);
+        assert_eq!(web.replicas, Some(3));
+        assert_eq!(config.services["worker"].container_name.as_deref(), Some("the-worker"));
+    }
+
+    #[test]
+    fn reads_the_hash_of_the_asked_service() {
+        assert_eq!(parse_hash("web f8c4\n", "web").as_deref(), Some("f8c4"));
+        assert_eq!(parse_hash("web f8c4\n", "api"), None);
+    }
+
+    #[test]
+    fn counts_host_ports_and_versions() {
+        assert_eq!(host_port_capacity("8080"), 1);
+        assert_eq!(host_port_capacity("9000-9005"), 6);
+        assert_eq!(major_version("v2.40.3"), Some(2));
+        assert_eq!(major_version("1.29.2"), Some(1));
+        assert_eq!(major_version("garbage"), None);
+    }
+}

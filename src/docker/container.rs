@@ -1,0 +1,312 @@
+//! Containers as `docker inspect` describes them (a stable JSON array across Docker versions),
+//! reduced to what a rollout decides on.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
+pub const CONFIG_HASH_LABEL: &str = "com.docker.compose.config-hash";
+pub const NUMBER_LABEL: &str = "com.docker.compose.container-number";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl State {
+    fn parse(text: &str) -> State {
+        match text {
+            "created" => State::Created,
+            "running" => State::Running,
+            "paused" => State::Paused,
+            "restarting" => State::Restarting,
+            "removing" => State::Removing,
+            "exited" => State::Exited,
+            _ => State::Dead,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Paused => "paused",
+            State::Restarting => "restarting",
+            State::Removing => "removing",
+            State::Exited => "exited",
+            State::Dead => "dead",
+        }
+    }
+}
+
+/// `.State.Health.Status`, compared as an enum: "unhealthy" contains "healthy".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// The container has no healthcheck.
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn parse(text: &str) -> Health {
+        match text {
+            "healthy" => Health::Healthy,
+            "unhealthy" => Health::Unhealthy,
+            "starting" => Health::Starting,
+            _ => Health::None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::None => "no healthcheck",
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// The healthcheck timing Docker applies, defaults filled in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Healthcheck {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub start_period: Duration,
+    pub retries: u32,
+}
+
+impl Healthcheck {
+    /// Docker's defaults for any value left at zero.
+    fn with_defaults(interval: u64, timeout: u64, start_period: u64, retries: u32) -> Self {
+        let or = |nanos: u64, default: Duration| {
+            if nanos == 0 { default } else { Duration::from_nanos(nanos) }
+        };
+        Healthcheck {
+            interval: or(interval, Duration::from_secs(30)),
+            timeout: or(timeout, Duration::from_secs(30)),
+            start_period: or(start_period, Duration::ZERO),
+            retries: if retries == 0 { 3 } else { retries },
+        }
+    }
+
+    /// The longest a container can take to turn healthy (or unhealthy) before something is wrong:
+    /// the start period, then one check per interval until `retries` consecutive results.
+    pub fn patience(&self) -> Duration {
+        let per_check = self.interval + self.timeout;
+        self.start_period + per_check * (self.retries + 1) + Duration::from_secs(2)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "start period {}, interval {}, timeout {}, retries {}",
+            humantime::format_duration(self.start_period),
+            humantime::format_duration(self.interval),
+            humantime::format_duration(self.timeout),
+            self.retries
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub number: u32,
+    pub state: State,
+    pub exit_code: i64,
+    pub health: Health,
+    pub config_hash: String,
+    pub image: String,
+    pub created: String,
+    pub healthcheck: Option<Healthcheck>,
+    /// The output of the most recent health check, for failure reports.
+    pub last_check_output: Option<String>,
+}
+
+impl Container {
+    pub fn short_id(&self) -> &str {
+        crate::template::short_id(&self.id)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state == State::Running
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Inspected {
+    id: String,
+    name: String,
+    #[serde(default)]
+    created: String,
+    #[serde(default)]
+    image: String,
+    state: InspectedState,
+    config: InspectedConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectedState {
+    status: String,
+    #[serde(default)]
+    exit_code: i64,
+    health: Option<InspectedHealth>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectedHealth {
+    status: String,
+    #[serde(default)]
+    log: Option<Vec<InspectedCheck>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectedCheck {
+    #[serde(default)]
+    output: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectedConfig {
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    healthcheck: Option<InspectedHealthcheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectedHealthcheck {
+    #[serde(default)]
+    test: Option<Vec<String>>,
+    #[serde(default)]
+    interval: u64,
+    #[serde(default)]
+    timeout: u64,
+    #[serde(default)]
+    start_period: u64,
+    #[serde(default)]
+    retries: u32,
+}
+
+/// Parses the JSON array `docker inspect ID…` prints.
+pub fn parse_inspect(json: &str) -> Result<Vec<Container>, serde_json::Error> {
+    let inspected: Vec<Inspected> = serde_json::from_str(json)?;
+    Ok(inspected.into_iter().map(Container::from).collect())
+}
+
+impl From<Inspected> for Container {
+    fn from(inspected: Inspected) -> Self {
+        let labels = inspected.config.labels.unwrap_or_default();
+        let healthcheck = inspected.config.healthcheck.and_then(|check| {
+            let test = check.test.unwrap_or_default();
+            // ["NONE"] disables an image's healthcheck; an empty test inherits nothing.
+            if test.is_empty() || test[0] == "NONE" {
+                None
+            } else {
+                Some(Healthcheck::with_defaults(
+                    check.interval,
+                    check.timeout,
+                    check.start_period,
+                    check.retries,
+                ))
+            }
+        });
+        let (health, last_check_output) = match inspected.state.health {
+            Some(health) => (
+                Health::parse(&health.status),
+                health
+                    .log
+                    .and_then(|log| log.into_iter().last())
+                    .map(|check| check.output.trim().to_owned()),
+            ),
+            None => (Health::None, None),
+        };
+        Container {
+            name: inspected.name.trim_start_matches('/').to_owned(),
+            number: labels
+                .get(NUMBER_LABEL)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            config_hash: labels.get(CONFIG_HASH_LABEL).cloned().unwrap_or_default(),
+            state: State::parse(&inspected.state.status),
+            exit_code: inspected.state.exit_code,
+            health,
+            image: inspected.image,
+            created: inspected.created,
+            healthcheck,
+            last_check_output,
+            id: inspected.id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INSPECT: &str = r#"[
+      {"Id": "aaa111", "Name": "/shop-web-1", "Created": "2026-01-01T00:00:00Z", "Image": "sha256:1",
+       "State": {"Status": "running", "ExitCode": 0,
+                 "Health": {"Status": "unhealthy", "Log": [{"Output": "ok"}, {"Output": "refused\n"}]}},
+       "Config": {"Labels": {"com.docker.compose.config-hash": "h1", "com.docker.compose.container-number": "1"},
+                  "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1000000000, "Retries": 2}}},
+      {"Id": "bbb222", "Name": "/shop-web-2", "Image": "sha256:2",
+       "State": {"Status": "exited", "ExitCode": 137},
+       "Config": {"Labels": null, "Healthcheck": {"Test": ["NONE"]}}}
+    ]"#;
+
+    #[test]
+    fn reads_state_health_and_labels() {
+        let containers = parse_inspect(INSPECT).unwrap();
+        let first = &containers[0];
+        assert_eq!(first.name, "shop-web-1");
+        assert_eq!(first.number, 1);
+        assert_eq!((first.state, first.health), (State::Running, Health::Unhealthy));
+        assert_eq!(first.config_hash, "h1");
+        assert_eq!(first.last_check_output.as_deref(), Some("refused"));
+        let check = first.healthcheck.unwrap();
+        assert_eq!(check.interval, Duration::from_secs(1));
+        assert_eq!(check.timeout, Duration::from_secs(30), "Docker's default");
+        assert_eq!(check.retries, 2);
+
+        let second = &containers[1];
+        assert_eq!((second.state, second.exit_code), (State::Exited, 137));
+        assert_eq!(second.health, Health::None);
+        assert_eq!(second.healthcheck, None, "NONE disables the healthcheck");
+    }
+
+    #[test]
+    fn health_is_an_enum_not_a_substring() {
+        assert_eq!(Health::parse("unhealthy"), Health::Unhealthy);
+        assert_eq!(Health::parse("healthy"), Health::Healthy);
+        assert_eq!(Health::parse(""), Health::None);
+    }
+
+    #[test]
+    fn patience_covers_start_period_and_every_retry() {
+        let check = Healthcheck::with_defaults(1_000_000_000, 1_000_000_000, 5_000_000_000, 2);
+        assert_eq!(check.patience(), Duration::from_secs(5 + 2 * 3 + 2));
+        let defaults = Healthcheck::with_defaults(0, 0, 0, 0);
+        assert_eq!(defaults.patience(), Duration::from_secs(60 * 4 + 2));
+    }
+}

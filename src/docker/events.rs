@@ -1,0 +1,153 @@
+//! A `docker events` stream of one service's containers, so health changes are acted on as
+//! Docker reports them instead of at the next poll.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+use tokio::sync::mpsc;
+
+use super::Docker;
+use super::container::{Health, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
+
+/// What an event says about one container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Health(Health),
+    Started,
+    Died { exit_code: i64 },
+    Destroyed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub id: String,
+    pub change: Change,
+}
+
+/// The running `docker events` process; it is killed when this is dropped.
+pub struct Subscription {
+    _child: Child,
+    pub events: mpsc::UnboundedReceiver<Event>,
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    #[serde(rename = "Type", default)]
+    kind: String,
+    #[serde(rename = "Action", default)]
+    action: String,
+    #[serde(rename = "Actor")]
+    actor: RawActor,
+}
+
+#[derive(Deserialize)]
+struct RawActor {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "Attributes", default)]
+    attributes: BTreeMap<String, String>,
+}
+
+pub fn parse_line(line: &str) -> Option<Event> {
+    let raw: RawEvent = serde_json::from_str(line).ok()?;
+    if raw.kind != "container" {
+        return None;
+    }
+    // Docker writes "health_status: healthy"; newer engines may append details after the status.
+    let change = if let Some(status) = raw.action.strip_prefix("health_status:") {
+        Change::Health(Health::parse(status.trim().split_whitespace().next()?))
+    } else {
+        match raw.action.as_str() {
+            "start" => Change::Started,
+            "die" => Change::Died {
+                exit_code: raw
+                    .actor
+                    .attributes
+                    .get("exitCode")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(-1),
+            },
+            "destroy" => Change::Destroyed,
+            _ => return None,
+        }
+    };
+    Some(Event {
+        id: raw.actor.id,
+        change,
+    })
+}
+
+impl Docker {
+    /// Subscribes to the service's container events. Subscribe before the inspect that gives the
+    /// starting point, so no change can fall between the two.
+    pub fn subscribe(&self, project: &str, service: &str) -> std::io::Result<Subscription> {
+        let mut command = self.docker([
+            "events".to_owned(),
+            "--format".to_owned(),
+            "{{json .}}".to_owned(),
+            "--filter".to_owned(),
+            "type=container".to_owned(),
+            "--filter".to_owned(),
+            format!("label={PROJECT_LABEL}={project}"),
+            "--filter".to_owned(),
+            format!("label={SERVICE_LABEL}={service}"),
+            "--filter".to_owned(),
+            format!("label={ONEOFF_LABEL}=False"),
+        ]);
+        tracing::debug!(target: "docker", "{} (streaming)", super::command::show(&command));
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(event) = parse_line(&line) {
+                    tracing::trace!(target: "docker", "event {event:?}");
+                    if sender.send(event).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Subscription {
+            _child: child,
+            events,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str, attributes: &str) -> String {
+        format!(
+            r#"{{"status":"{action}","id":"abc","Type":"container","Action":"{action}",
+                "Actor":{{"ID":"abc","Attributes":{attributes}}},"time":1}}"#
+        )
+    }
+
+    #[test]
+    fn reads_health_lifecycle_and_ignores_the_rest() {
+        let cases = [
+            (event("health_status: healthy", "{}"), Some(Change::Health(Health::Healthy))),
+            (event("health_status: unhealthy", "{}"), Some(Change::Health(Health::Unhealthy))),
+            (event("start", "{}"), Some(Change::Started)),
+            (event("die", r#"{"exitCode":"3"}"#), Some(Change::Died { exit_code: 3 })),
+            (event("destroy", "{}"), Some(Change::Destroyed)),
+            (event("exec_start: touch /.dead", "{}"), None),
+            ("not json".to_owned(), None),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(parse_line(&line).map(|e| e.change), expected, "{line}");
+        }
+    }
+}

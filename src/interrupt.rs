@@ -1,0 +1,74 @@
+//! Requests to stop: SIGINT, SIGTERM, and (run as a Docker CLI plugin) the CLI closing the plugin
+//! socket, which is how `docker` passes on a signal it received when no terminal is attached.
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::rollout::machine::Signal;
+
+pub struct Interrupts {
+    pub receiver: mpsc::UnboundedReceiver<Signal>,
+}
+
+impl Interrupts {
+    /// Installs the handlers; from here on a signal no longer kills the process but is delivered.
+    pub fn install() -> std::io::Result<Interrupts> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        for (kind, meaning) in [
+            (SignalKind::interrupt(), Signal::Interrupt),
+            (SignalKind::terminate(), Signal::Terminate),
+        ] {
+            let mut stream = signal(kind)?;
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    if sender.send(meaning).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        if let Some(socket) = std::env::var_os("DOCKER_CLI_PLUGIN_SOCKET") {
+            watch_plugin_socket(socket.to_string_lossy().into_owned(), sender);
+        }
+        Ok(Interrupts { receiver })
+    }
+
+    pub fn pending(&mut self) -> Option<Signal> {
+        self.receiver.try_recv().ok()
+    }
+}
+
+/// The CLI holds the other end; when it closes it (it got a signal), stop as for SIGTERM.
+fn watch_plugin_socket(name: String, sender: mpsc::UnboundedSender<Signal>) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixStream};
+    use tokio::io::AsyncReadExt;
+
+    let address = match name.strip_prefix('@') {
+        Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name.as_bytes()),
+        None => SocketAddr::from_pathname(&name),
+    };
+    let Ok(address) = address else { return };
+    let Ok(stream) = UnixStream::connect_addr(&address) else {
+        return;
+    };
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(mut stream) = tokio::net::UnixStream::from_std(stream) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 64];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => {
+                    let _ = sender.send(Signal::Terminate);
+                    break;
+                }
+                Ok(_) => continue,
+            }
+        }
+    });
+}

@@ -1,0 +1,84 @@
+//! docker-reroll: zero-downtime rollouts of Docker Compose services.
+//!
+//! The layout is the architecture: `cli` reads the command line, `app` runs read → `plan` →
+//! `rollout` (a sans-IO `machine` and its async `driver`), `docker` is everything that talks to
+//! Docker, `report` is what the user sees.
+
+pub mod app;
+pub mod cli;
+pub mod docker;
+pub mod duration;
+pub mod exit;
+pub mod interrupt;
+pub mod journal;
+pub mod lock;
+pub mod plan;
+pub mod report;
+pub mod rollout;
+pub mod template;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use crate::exit::Exit;
+use crate::report::Reporter;
+
+pub fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().collect();
+    // Docker runs this on every `docker --help`: answer before anything else starts.
+    if args.get(1).is_some_and(|a| a == "docker-cli-plugin-metadata") {
+        println!("{}", cli::metadata());
+        return ExitCode::SUCCESS;
+    }
+    let invoked_as_plugin = std::env::var_os("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND").is_some();
+    let cli = match cli::Cli::try_parse_from(cli::plugin_args(args, invoked_as_plugin)) {
+        Ok(cli) => cli,
+        Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            // One line: clap's first, which names the problem, and where to look for the fix.
+            let rendered = error.render().to_string();
+            let first = rendered.lines().next().unwrap_or("").trim_start_matches("error: ");
+            eprintln!("docker-reroll: error: {first} (see docker-reroll --help)");
+            return ExitCode::from(Exit::Usage.code());
+        }
+    };
+    init_tracing(cli.verbose);
+    let reporter = Reporter::new(cli.quiet, cli.json);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            reporter.error(Exit::Usage, &format!("cannot start the async runtime: {error}"));
+            return ExitCode::from(Exit::Usage.code());
+        }
+    };
+    let exit = match runtime.block_on(app::run(cli, &reporter)) {
+        Ok(exit) => exit,
+        Err(failure) => {
+            reporter.error(failure.exit, &failure.message);
+            failure.exit
+        }
+    };
+    // Don't wait for helper tasks (the event stream) to wind down.
+    runtime.shutdown_background();
+    ExitCode::from(exit.code())
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match verbose {
+        0 => EnvFilter::try_from_env("DOCKER_REROLL_LOG").unwrap_or_else(|_| EnvFilter::new("off")),
+        1 => EnvFilter::new("docker=debug"),
+        _ => EnvFilter::new("debug"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,260 @@
+//! The pure planner: from what was read (containers, config, an interrupted run's journal) to what
+//! the rollout will do, or a precondition error before anything changes.
+
+use crate::docker::compose::{ServiceConfig, host_port_capacity};
+use crate::docker::container::{Container, Health};
+use crate::journal::Journal;
+
+/// Everything read before changing anything.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub project: String,
+    pub service: String,
+    pub config: ServiceConfig,
+    /// `docker compose config --hash SERVICE`: the hash new containers will carry.
+    pub config_hash: String,
+    /// Every container of the service, in every state.
+    pub containers: Vec<Container>,
+    pub journal: Option<Journal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Exited, created or dead containers: removed first, or `--scale` would restart them
+    /// instead of creating new ones.
+    pub leftovers: Vec<Container>,
+    /// The containers serving now, retired once the new ones are healthy.
+    pub retire: Vec<Container>,
+    /// New-config containers an interrupted run left running: they count as new.
+    pub adopted: Vec<Container>,
+    /// How many new containers serve at the end.
+    pub target: u32,
+    /// The `--scale` total: everything kept running until retirement, plus what is created.
+    pub scale_to: u32,
+    /// How an interrupted earlier run was recognised, if one was.
+    pub recovery: Option<String>,
+}
+
+impl Plan {
+    pub fn to_create(&self) -> u32 {
+        self.target - self.adopted.len() as u32
+    }
+
+    pub fn is_first_deploy(&self) -> bool {
+        self.retire.is_empty()
+    }
+}
+
+pub fn plan(snapshot: &Snapshot) -> Result<Plan, String> {
+    let (running, leftovers): (Vec<Container>, Vec<Container>) = snapshot
+        .containers
+        .iter()
+        .cloned()
+        .partition(Container::is_running);
+
+    let (mut retire, mut adopted, target, recovery) = split_old_and_new(snapshot, running);
+
+    // An interrupted run may have left more new containers than wanted: keep the healthiest and
+    // newest, retire the rest with the old ones.
+    adopted.sort_by_key(|c| (c.health != Health::Healthy, std::cmp::Reverse(c.number)));
+    if adopted.len() > target as usize {
+        retire.extend(adopted.split_off(target as usize));
+    }
+    let scale_to = (retire.len() + adopted.len()) as u32 + (target - adopted.len() as u32);
+
+    check_room(snapshot, scale_to)?;
+    Ok(Plan {
+        leftovers,
+        retire,
+        adopted,
+        target,
+        scale_to,
+        recovery,
+    })
+}
+
+type Split = (Vec<Container>, Vec<Container>, u32, Option<String>);
+
+fn split_old_and_new(snapshot: &Snapshot, running: Vec<Container>) -> Split {
+    if let Some(journal) = &snapshot.journal
+        && running.iter().any(|c| journal.old.contains(&c.id))
+    {
+        let (old, new): (Vec<_>, Vec<_>) =
+            running.into_iter().partition(|c| journal.old.contains(&c.id));
+        let note = format!(
+            "an earlier run was interrupted: {} old and {} new container(s) found; converging to {}",
+            old.len(),
+            new.len(),
+            journal.target
+        );
+        return (old, new, journal.target, Some(note));
+    }
+
+    let has_current = running.iter().any(|c| c.config_hash == snapshot.config_hash);
+    let has_outdated = running.iter().any(|c| c.config_hash != snapshot.config_hash);
+    if has_current && has_outdated {
+        // Old and new configs side by side: an interrupted rollout. The outdated ones were serving.
+        let (new, old): (Vec<_>, Vec<_>) = running
+            .into_iter()
+            .partition(|c| c.config_hash == snapshot.config_hash);
+        let target = old.len() as u32;
+        let note = format!(
+            "two configurations run side by side ({} old, {} new): finishing an interrupted rollout to {target}",
+            old.len(),
+            new.len()
+        );
+        return (old, new, target, Some(note));
+    }
+
+    let target = match running.len() as u32 {
+        0 => snapshot.config.replicas.unwrap_or(1),
+        n => n,
+    };
+    (running, Vec::new(), target, None)
+}
+
+/// Scaling needs room for two containers side by side; say so before changing anything.
+fn check_room(snapshot: &Snapshot, scale_to: u32) -> Result<(), String> {
+    let service = &snapshot.service;
+    if scale_to <= 1 {
+        return Ok(());
+    }
+    if let Some(name) = &snapshot.config.container_name {
+        return Err(format!(
+            "service '{service}' sets container_name '{name}', so a second container cannot run beside it: \
+             remove container_name from the compose file (Compose then names containers itself)"
+        ));
+    }
+    if let Some(port) = snapshot
+        .config
+        .published_ports
+        .iter()
+        .find(|port| host_port_capacity(port) < scale_to)
+    {
+        return Err(format!(
+            "service '{service}' publishes host port {port}, which {scale_to} containers cannot share: \
+             publish only the container port (e.g. \"80\") and put a reverse proxy in front, or give a range \
+             of at least {scale_to} ports"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::container::State;
+
+    /// A container from a compact spec: `"a1:running:healthy:h1"` = id a1, state, health, hash.
+    fn container(spec: &str) -> Container {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let state = match parts[1] {
+            "running" => State::Running,
+            "exited" => State::Exited,
+            "created" => State::Created,
+            other => panic!("state {other}"),
+        };
+        Container {
+            id: parts[0].into(),
+            name: format!("p-web-{}", parts[0]),
+            number: parts[0][1..].parse().unwrap(),
+            state,
+            exit_code: 0,
+            health: Health::parse(parts[2]),
+            config_hash: parts[3].into(),
+            image: String::new(),
+            created: String::new(),
+            healthcheck: None,
+            last_check_output: None,
+        }
+    }
+
+    fn snapshot(specs: &[&str], journal: Option<(&[&str], u32)>) -> Snapshot {
+        Snapshot {
+            project: "p".into(),
+            service: "web".into(),
+            config: ServiceConfig::default(),
+            config_hash: "new".into(),
+            containers: specs.iter().map(|s| container(s)).collect(),
+            journal: journal.map(|(old, target)| Journal {
+                old: old.iter().map(|s| s.to_string()).collect(),
+                target,
+                pid: 0,
+            }),
+        }
+    }
+
+    fn ids(containers: &[Container]) -> String {
+        containers.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// (containers, journal) → (leftovers, retire, adopted, target, scale_to)
+    #[test]
+    fn plans() {
+        type Case<'a> = (&'a [&'a str], Option<(&'a [&'a str], u32)>, (&'a str, &'a str, &'a str, u32, u32));
+        let cases: &[Case] = &[
+            // A plain rollout of 1 and of 3.
+            (&["a1:running:healthy:old"], None, ("", "a1", "", 1, 2)),
+            (
+                &["a1:running:healthy:x", "a2:running:healthy:x", "a3:running:healthy:x"],
+                None,
+                ("", "a1,a2,a3", "", 3, 6),
+            ),
+            // Same config (a rebuilt image under the same tag) still rolls.
+            (&["a1:running:healthy:new"], None, ("", "a1", "", 1, 2)),
+            // First deploy.
+            (&[], None, ("", "", "", 1, 1)),
+            // An exited old container is removed first and not counted.
+            (&["a1:running:healthy:old", "a2:exited::old"], None, ("a2", "a1", "", 1, 2)),
+            // Killed between scale and retire, two configs side by side: adopt, never 4N.
+            (
+                &["a1:running:healthy:old", "a2:running:healthy:old", "b3:running:starting:new", "b4:running:healthy:new"],
+                None,
+                ("", "a1,a2", "b4,b3", 2, 4),
+            ),
+            // The journal of an interrupted run knows the old set even with one config hash.
+            (
+                &["a1:running:unhealthy:new", "b2:running:healthy:new", "b3:created::new"],
+                Some((&["a1"], 1)),
+                ("b3", "a1", "b2", 1, 2),
+            ),
+            // More new containers than wanted: the extra, least healthy one is retired too.
+            (
+                &["a1:running:healthy:old", "b2:running:healthy:new", "b3:running:unhealthy:new"],
+                None,
+                ("", "a1,b3", "b2", 1, 3),
+            ),
+            // A stale journal (its old containers are gone) is ignored.
+            (&["b2:running:healthy:new"], Some((&["a1"], 1)), ("", "b2", "", 1, 2)),
+        ];
+        for (specs, journal, (leftovers, retire, adopted, target, scale_to)) in cases {
+            let plan = plan(&snapshot(specs, *journal)).unwrap();
+            assert_eq!(
+                (ids(&plan.leftovers).as_str(), ids(&plan.retire).as_str(), ids(&plan.adopted).as_str(), plan.target, plan.scale_to),
+                (*leftovers, *retire, *adopted, *target, *scale_to),
+                "{specs:?} {journal:?}"
+            );
+            let recognised = journal.is_some_and(|(old, _)| specs.iter().any(|s| old.contains(&s.split(':').next().unwrap())))
+                || !plan.adopted.is_empty();
+            assert_eq!(plan.recovery.is_some(), recognised, "{specs:?} {journal:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_services_that_cannot_run_twice() {
+        let mut named = snapshot(&["a1:running:healthy:old"], None);
+        named.config.container_name = Some("web".into());
+        assert!(plan(&named).unwrap_err().contains("remove container_name"));
+
+        let mut fixed_port = snapshot(&["a1:running:healthy:old"], None);
+        fixed_port.config.published_ports = vec!["8080".into()];
+        assert!(plan(&fixed_port).unwrap_err().contains("host port 8080"));
+
+        fixed_port.config.published_ports = vec!["8080-8081".into()];
+        assert!(plan(&fixed_port).is_ok(), "a range of two ports fits two containers");
+
+        let mut first_deploy = snapshot(&[], None);
+        first_deploy.config.container_name = Some("web".into());
+        assert!(plan(&first_deploy).is_ok(), "one container may have a fixed name");
+    }
+}

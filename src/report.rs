@@ -1,0 +1,127 @@
+//! What the user sees: a line per step on stderr with the time since the start, readable in a
+//! terminal and a CI log; with `--json`, one JSON object per event on stdout for machines. Kept
+//! apart from the tracing logs (`-v`), which are for debugging.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::duration::show;
+use crate::exit::Exit;
+use crate::rollout::Phase;
+
+pub struct Reporter {
+    started: Instant,
+    quiet: bool,
+    json: bool,
+}
+
+impl Reporter {
+    pub fn new(quiet: bool, json: bool) -> Self {
+        Reporter {
+            started: Instant::now(),
+            quiet,
+            json,
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn line(&self, tag: &str, text: &str) {
+        if !self.quiet {
+            eprintln!("{:>7} {tag:<10} {text}", show(self.elapsed()));
+        }
+    }
+
+    fn event(&self, kind: &str, mut fields: Value) {
+        if !self.json {
+            return;
+        }
+        fields["event"] = json!(kind);
+        fields["elapsed_ms"] = json!(self.elapsed().as_millis() as u64);
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{fields}");
+        let _ = stdout.flush();
+    }
+
+    pub fn info(&self, text: &str) {
+        self.line("", text);
+        self.event("info", json!({ "message": text }));
+    }
+
+    pub fn warning(&self, text: &str) {
+        // Warnings show even with -q: they describe a rollout that may not have been clean.
+        eprintln!("{:>7} {:<10} warning: {text}", show(self.elapsed()), "");
+        self.event("warning", json!({ "message": text }));
+    }
+
+    pub fn start(&self, service: &str, project: &str, detail: &str) {
+        self.line("start", &format!("{service} (project {project}): {detail}"));
+        self.event(
+            "start",
+            json!({ "service": service, "project": project, "message": detail }),
+        );
+    }
+
+    pub fn phase_started(&self, phase: Phase, detail: &str) {
+        self.line(phase.name(), detail);
+        self.event("phase_start", json!({ "phase": phase, "message": detail }));
+    }
+
+    pub fn phase_ended(&self, phase: Phase, took: Duration) {
+        self.event(
+            "phase_end",
+            json!({ "phase": phase, "duration_ms": took.as_millis() as u64 }),
+        );
+    }
+
+    pub fn containers(&self, role: &str, ids: &[String]) {
+        self.event("containers", json!({ "role": role, "ids": ids }));
+    }
+
+    /// Output of a command run for one container, prefixed by its short id.
+    pub fn container_output(&self, short_id: &str, text: &str) {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            if !self.quiet {
+                eprintln!("{:>7} {:<10} [{short_id}] {line}", "", "");
+            }
+        }
+        self.event("output", json!({ "container": short_id, "text": text }));
+    }
+
+    pub fn finish(&self, exit: Exit, message: &str, phases: &[(Phase, Duration)]) {
+        let summary: Vec<String> = phases
+            .iter()
+            .map(|(phase, took)| format!("{} {}", phase.name(), show(*took)))
+            .collect();
+        if exit == Exit::Done {
+            self.line("done", message);
+        } else {
+            eprintln!("{:>7} {:<10} error: {message}", show(self.elapsed()), "failed");
+        }
+        if !summary.is_empty() {
+            self.line("", &format!("took {}: {}", show(self.elapsed()), summary.join(", ")));
+        }
+        let phases: Vec<Value> = phases
+            .iter()
+            .map(|(phase, took)| json!({ "phase": phase, "duration_ms": took.as_millis() as u64 }))
+            .collect();
+        self.event(
+            "finish",
+            json!({ "outcome": exit, "exit_code": exit.code(), "message": message, "phases": phases }),
+        );
+    }
+
+    /// An error that ended the run before the rollout began: one line, printed once.
+    pub fn error(&self, exit: Exit, message: &str) {
+        eprintln!("docker-reroll: error: {message}");
+        self.event(
+            "finish",
+            json!({ "outcome": exit, "exit_code": exit.code(), "message": message, "phases": [] }),
+        );
+    }
+}

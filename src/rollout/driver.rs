@@ -1,0 +1,461 @@
+//! The thin async driver: carries out the machine's actions against Docker and feeds back what it
+//! observed. Health changes come from a `docker events` stream as Docker reports them; one
+//! batched `docker inspect` starts each watch and backs the stream up once a second.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::machine::{Action, Created, Input, Machine, Outcome, Phase, Status};
+use crate::docker::container::{Container, Health, State};
+use crate::docker::events::{Change, Subscription};
+use crate::docker::{Docker, DockerError};
+use crate::duration::show;
+use crate::interrupt::Interrupts;
+use crate::report::Reporter;
+use crate::template::{Template, Values, short_id};
+
+/// How often a watch re-inspects in case the event stream missed something.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// A pre-stop command that runs longer than this counts as failed.
+const PRE_STOP_LIMIT: Duration = Duration::from_secs(60);
+
+pub struct Driver<'a> {
+    pub docker: &'a Docker,
+    pub project: String,
+    pub service: String,
+    pub pre_stop: Option<Template>,
+    /// Names of the containers known before the rollout, for the pre-stop template.
+    pub names: BTreeMap<String, String>,
+    /// Every container id that existed before the scale: anything else after it is new.
+    pub known: Vec<String>,
+    pub reporter: &'a Reporter,
+    pub interrupts: &'a mut Interrupts,
+    pub events: Subscription,
+    watch: WatchState,
+}
+
+#[derive(Default)]
+struct WatchState {
+    ids: Vec<String>,
+    statuses: BTreeMap<String, Status>,
+    /// Whether `statuses` holds an inspect taken after the subscription saw these ids.
+    seeded: bool,
+    /// Whether the machine has yet to hear of the seeded statuses.
+    unreported: bool,
+    next_poll: Option<Instant>,
+}
+
+pub type PhaseTimes = Vec<(Phase, Duration)>;
+
+impl<'a> Driver<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        docker: &'a Docker,
+        project: String,
+        service: String,
+        pre_stop: Option<Template>,
+        names: BTreeMap<String, String>,
+        known: Vec<String>,
+        reporter: &'a Reporter,
+        interrupts: &'a mut Interrupts,
+        events: Subscription,
+    ) -> Self {
+        Driver {
+            docker,
+            project,
+            service,
+            pre_stop,
+            names,
+            known,
+            reporter,
+            interrupts,
+            events,
+            watch: WatchState::default(),
+        }
+    }
+
+    pub async fn drive(&mut self, machine: &mut Machine) -> (Outcome, PhaseTimes) {
+        let mut input = Input::Begin;
+        let mut phase: Option<(Phase, Instant)> = None;
+        let mut times = Vec::new();
+        loop {
+            let mut action = machine.handle(input, Instant::now());
+            while let Some(signal) = self.interrupts.pending() {
+                action = machine.handle(Input::Interrupted(signal), Instant::now());
+            }
+            if phase.map(|(p, _)| p) != Some(machine.phase()) {
+                let now = Instant::now();
+                if let Some((previous, since)) = phase {
+                    self.reporter.phase_ended(previous, now - since);
+                    times.push((previous, now - since));
+                }
+                if machine.phase() != Phase::Done {
+                    self.reporter
+                        .phase_started(machine.phase(), &self.describe(machine, &action));
+                }
+                phase = Some((machine.phase(), now));
+            }
+            for note in machine.take_notes() {
+                match note {
+                    super::machine::Note::Info(text) => self.reporter.info(&text),
+                    super::machine::Note::Warning(text) => self.reporter.warning(&text),
+                }
+            }
+            input = match action {
+                Action::Finish(outcome) => return (outcome, times),
+                Action::Remove(ids) => self.remove(&ids).await,
+                Action::Scale { total } => self.scale(total, &machine.new_ids()).await,
+                Action::Watch { ids, until } => self.watch(ids, until).await,
+                Action::PreStop(ids) => self.pre_stop(&ids).await,
+                Action::Retire(ids) => self.retire(&ids).await,
+                Action::Verify => match self.docker.containers(&self.project, &self.service).await {
+                    Ok(containers) => Input::Verified(containers),
+                    Err(error) => Input::Failed(brief(&error)),
+                },
+                Action::RollBack { keep } => self.roll_back(&keep).await,
+            };
+        }
+    }
+
+    fn describe(&self, machine: &Machine, action: &Action) -> String {
+        let list = |ids: &[String]| ids.iter().map(|id| short_id(id)).collect::<Vec<_>>().join(" ");
+        match (machine.phase(), action) {
+            (_, Action::Remove(ids)) => format!("removing stopped leftover container(s) {}", list(ids)),
+            (_, Action::Scale { total }) => format!("scaling {} to {total} containers", self.service),
+            (Phase::Health, Action::Watch { ids, .. }) => {
+                format!("waiting for new container(s) {} to turn healthy", list(ids))
+            }
+            (Phase::Settle, Action::Watch { until, .. }) => format!(
+                "healthy; waiting {} (--wait-after-healthy)",
+                show(until.saturating_duration_since(Instant::now()))
+            ),
+            (_, Action::PreStop(ids)) => format!("running the pre-stop command on {}", list(ids)),
+            (Phase::Drain, Action::Watch { ids, .. }) => {
+                format!("waiting for old container(s) {} to turn unhealthy", list(ids))
+            }
+            (Phase::ProxyWait, Action::Watch { until, .. }) => format!(
+                "waiting {} for the proxy to drop them (--wait-after-unhealthy)",
+                show(until.saturating_duration_since(Instant::now()))
+            ),
+            (_, Action::Retire(ids)) => format!("stopping and removing old container(s) {}", list(ids)),
+            (_, Action::Verify) => "checking the result".to_owned(),
+            (_, Action::RollBack { .. }) => format!("rolling back: {}", machine.failure().unwrap_or("")),
+            _ => String::new(),
+        }
+    }
+
+    async fn remove(&self, ids: &[String]) -> Input {
+        let mut args = vec!["rm".to_owned(), "--force".to_owned(), "--".to_owned()];
+        args.extend(ids.iter().cloned());
+        match self.docker.run(self.docker.docker(args)).await {
+            Ok(_) => Input::Done,
+            Err(error) => Input::Failed(brief(&error)),
+        }
+    }
+
+    async fn scale(&mut self, total: u32, adopted: &[String]) -> Input {
+        let service = self.service.clone();
+        let up = self.docker.compose([
+            "up".to_owned(),
+            "--detach".to_owned(),
+            "--no-deps".to_owned(),
+            "--no-recreate".to_owned(),
+            "--scale".to_owned(),
+            format!("{service}={total}"),
+            "--".to_owned(),
+            service,
+        ]);
+        if let Err(error) = self.docker.run(up).await {
+            return Input::Failed(brief(&error));
+        }
+        let ids = match self.docker.container_ids(&self.project, &self.service).await {
+            Ok(ids) => ids,
+            Err(error) => return Input::Failed(brief(&error)),
+        };
+        let created: Vec<String> = ids.into_iter().filter(|id| !self.known.contains(id)).collect();
+        let mut watched = adopted.to_vec();
+        watched.extend(created.iter().cloned());
+        let containers = match self.fresh_inspect(&watched).await {
+            Ok(containers) => containers,
+            Err(error) => return Input::Failed(brief(&error)),
+        };
+        self.reporter.containers("new", &watched);
+        self.seed(watched, &containers);
+        Input::Scaled(
+            created
+                .iter()
+                .map(|id| Created {
+                    id: id.clone(),
+                    healthcheck: containers.iter().find(|c| &c.id == id).and_then(|c| c.healthcheck),
+                })
+                .collect(),
+        )
+    }
+
+    /// An inspect that every later event is newer than: events queued before it are dropped.
+    async fn fresh_inspect(&mut self, ids: &[String]) -> Result<Vec<Container>, DockerError> {
+        while self.events.events.try_recv().is_ok() {}
+        self.docker.inspect(ids).await
+    }
+
+    fn seed(&mut self, ids: Vec<String>, containers: &[Container]) {
+        self.watch = WatchState {
+            statuses: containers
+                .iter()
+                .filter(|c| ids.contains(&c.id))
+                .map(|c| (c.id.clone(), status_of(c)))
+                .collect(),
+            ids,
+            seeded: true,
+            unreported: true,
+            next_poll: Some(Instant::now() + POLL_EVERY),
+        };
+    }
+
+    /// Waits for the next change of the watched containers, the deadline, or an interrupt.
+    async fn watch(&mut self, ids: Vec<String>, until: Instant) -> Input {
+        if ids.is_empty() {
+            return tokio::select! {
+                _ = sleep_until(until) => Input::Deadline,
+                Some(signal) = self.interrupts.receiver.recv() => Input::Interrupted(signal),
+            };
+        }
+        if self.watch.ids != ids {
+            self.watch = WatchState {
+                ids: ids.clone(),
+                ..WatchState::default()
+            };
+        }
+        if !self.watch.seeded {
+            match self.fresh_inspect(&ids).await {
+                Ok(containers) => self.seed(ids.clone(), &containers),
+                Err(error) => return Input::Failed(brief(&error)),
+            }
+        }
+        if self.watch.unreported {
+            self.watch.unreported = false;
+            return self.observed();
+        }
+        loop {
+            let next_poll = self.watch.next_poll.unwrap_or(until);
+            tokio::select! {
+                biased;
+                Some(signal) = self.interrupts.receiver.recv() => return Input::Interrupted(signal),
+                _ = sleep_until(until) => return Input::Deadline,
+                Some(event) = self.events.events.recv() => {
+                    if !self.watch.ids.contains(&event.id) {
+                        continue;
+                    }
+                    self.apply(&event.id, event.change);
+                    return self.observed();
+                }
+                _ = sleep_until(next_poll) => {
+                    self.watch.next_poll = Some(Instant::now() + POLL_EVERY);
+                    match self.docker.inspect(&ids).await {
+                        Ok(containers) => {
+                            let changed = self.refresh(&containers);
+                            if changed {
+                                return self.observed();
+                            }
+                        }
+                        Err(error) => tracing::debug!("poll failed: {error}"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, id: &str, change: Change) {
+        let statuses = &mut self.watch.statuses;
+        if change == Change::Destroyed {
+            statuses.remove(id);
+            return;
+        }
+        let status = statuses.entry(id.to_owned()).or_insert_with(|| Status {
+            id: id.to_owned(),
+            state: State::Running,
+            health: Health::None,
+            exit_code: 0,
+        });
+        match change {
+            Change::Health(health) => status.health = health,
+            Change::Started => status.state = State::Running,
+            Change::Died { exit_code } => {
+                status.state = State::Exited;
+                status.exit_code = exit_code;
+            }
+            Change::Destroyed => {}
+        }
+    }
+
+    fn refresh(&mut self, containers: &[Container]) -> bool {
+        let before = self.watch.statuses.clone();
+        self.watch.statuses = containers
+            .iter()
+            .filter(|c| self.watch.ids.contains(&c.id))
+            .map(|c| (c.id.clone(), status_of(c)))
+            .collect();
+        before != self.watch.statuses
+    }
+
+    fn observed(&self) -> Input {
+        Input::Observed(self.watch.statuses.values().cloned().collect())
+    }
+
+    async fn pre_stop(&self, ids: &[String]) -> Input {
+        let Some(template) = &self.pre_stop else {
+            return Input::PreStopFinished(Vec::new());
+        };
+        let mut running = JoinSet::new();
+        for id in ids {
+            let name = self.names.get(id).cloned().unwrap_or_default();
+            let argv = template.render(&Values {
+                id,
+                name: &name,
+                service: &self.service,
+                project: &self.project,
+            });
+            let env = self.docker.globals().env();
+            let id = id.clone();
+            running.spawn(async move {
+                let mut command = tokio::process::Command::new(&argv[0]);
+                command
+                    .args(&argv[1..])
+                    .envs(env)
+                    .stdin(Stdio::null())
+                    .kill_on_drop(true);
+                let result = timeout(PRE_STOP_LIMIT, command.output()).await;
+                (id, argv, result)
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(joined) = running.join_next().await {
+            let Ok((id, argv, result)) = joined else { continue };
+            let shown = shell_words::join(&argv);
+            tracing::debug!(target: "docker", "pre-stop: {shown}");
+            match result {
+                Err(_) => failures.push((id, format!("`{shown}` ran longer than {}", show(PRE_STOP_LIMIT)))),
+                Ok(Err(error)) => failures.push((id, format!("cannot run `{shown}`: {error}"))),
+                Ok(Ok(output)) => {
+                    let text = format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&output.stdout),
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                    self.reporter.container_output(short_id(&id), &text);
+                    if !output.status.success() {
+                        failures.push((id, format!("`{shown}` exited with {}", output.status)));
+                    }
+                }
+            }
+        }
+        Input::PreStopFinished(failures)
+    }
+
+    async fn retire(&self, ids: &[String]) -> Input {
+        // No `-t`: each container's own stop_grace_period holds.
+        let mut stop = vec!["stop".to_owned(), "--".to_owned()];
+        stop.extend(ids.iter().cloned());
+        if let Err(error) = self.docker.run(self.docker.docker(stop)).await {
+            return Input::Failed(brief(&error));
+        }
+        let mut remove = vec!["rm".to_owned(), "--".to_owned()];
+        remove.extend(ids.iter().cloned());
+        match self.docker.run(self.docker.docker(remove)).await {
+            Ok(_) => Input::Done,
+            Err(error) => Input::Failed(brief(&error)),
+        }
+    }
+
+    /// Removes every container of the service but the old ones, after reporting why each failed.
+    async fn roll_back(&self, keep: &[String]) -> Input {
+        let ids = match self.docker.container_ids(&self.project, &self.service).await {
+            Ok(ids) => ids,
+            Err(error) => return Input::Failed(brief(&error)),
+        };
+        let doomed: Vec<String> = ids.into_iter().filter(|id| !keep.contains(id)).collect();
+        if doomed.is_empty() {
+            return Input::Done;
+        }
+        self.diagnose(&doomed).await;
+        let mut stop = vec!["stop".to_owned(), "--".to_owned()];
+        stop.extend(doomed.iter().cloned());
+        let _ = self.docker.run(self.docker.docker(stop)).await;
+        let mut remove = vec!["rm".to_owned(), "--force".to_owned(), "--".to_owned()];
+        remove.extend(doomed.iter().cloned());
+        match self.docker.run(self.docker.docker(remove)).await {
+            Ok(_) => Input::Done,
+            Err(error) => Input::Failed(brief(&error)),
+        }
+    }
+
+    /// Each failed container's last health-check output and last log lines.
+    async fn diagnose(&self, ids: &[String]) {
+        let containers = self.docker.inspect(ids).await.unwrap_or_default();
+        let mut logs = JoinSet::new();
+        for id in ids {
+            let command = self
+                .docker
+                .docker(["logs".to_owned(), "--tail".to_owned(), "5".to_owned(), "--".to_owned(), id.clone()]);
+            let docker = self.docker.clone();
+            let id = id.clone();
+            logs.spawn(async move {
+                let text = match docker.run(command).await {
+                    Ok(output) => format!("{}{}", output.stdout, output.stderr),
+                    Err(error) => error.stderr().to_owned(),
+                };
+                (id, text)
+            });
+        }
+        let mut collected = BTreeMap::new();
+        while let Some(Ok((id, text))) = logs.join_next().await {
+            collected.insert(id, text);
+        }
+        for id in ids {
+            let short = short_id(id);
+            if let Some(container) = containers.iter().find(|c| &c.id == id) {
+                let check = container
+                    .last_check_output
+                    .as_deref()
+                    .map_or(String::new(), |o| format!(", last health check: {o:?}"));
+                self.reporter.container_output(
+                    short,
+                    &format!(
+                        "{} ({}, exit code {}){check}",
+                        container.state.name(),
+                        container.health.name(),
+                        container.exit_code
+                    ),
+                );
+            }
+            if let Some(text) = collected.get(id)
+                && !text.trim().is_empty()
+            {
+                self.reporter.container_output(short, &format!("last log lines:\n{text}"));
+            }
+        }
+    }
+}
+
+fn status_of(container: &Container) -> Status {
+    Status {
+        id: container.id.clone(),
+        state: container.state,
+        health: container.health,
+        exit_code: container.exit_code,
+    }
+}
+
+/// The gist of a failed docker call: its last lines of stderr.
+fn brief(error: &DockerError) -> String {
+    let stderr = error.stderr();
+    if stderr.is_empty() {
+        return error.to_string();
+    }
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(2)..].join("; ")
+}

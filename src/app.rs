@@ -24,9 +24,22 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     };
     let mut docker = Docker::new(cli.globals(), cli.project_args());
 
-    let compose = detect_compose(&docker).await?;
-    docker.use_compose(compose);
-    let config = read_config(&docker).await?;
+    // The compose calls are the slow ones (~150 ms each): ask all three at once, assuming the
+    // v2 plugin, and ask again only if it turns out to be missing.
+    let (plugin, config, hash) = tokio::join!(
+        docker.run(docker.docker(["compose", "version", "--short"])),
+        read_config(&docker),
+        docker.run(docker.compose(["config", "--hash", service.as_str()])),
+    );
+    let (config, hash) = match detect_compose(&docker, plugin).await? {
+        ComposeCli::Plugin => (config?, hash),
+        standalone => {
+            docker.use_compose(standalone);
+            let config = read_config(&docker).await?;
+            let hash = docker.run(docker.compose(["config", "--hash", service.as_str()])).await;
+            (config, hash)
+        }
+    };
     let Some(service_config) = config.services.get(&service).cloned() else {
         let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
         return Err(Failure::usage(format!(
@@ -46,10 +59,7 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     })?;
     let journal_file = state.journal();
 
-    let (hash, containers) = tokio::join!(
-        docker.run(docker.compose(["config", "--hash", service.as_str()])),
-        docker.containers(&project, &service)
-    );
+    let containers = docker.containers(&project, &service).await;
     let containers = containers.map_err(unreachable_or("listing the service's containers"))?;
     let hash = hash.map_err(unreachable_or("asking Compose for the config hash"))?;
     let config_hash = compose::parse_hash(&hash.stdout, &service).unwrap_or_default();
@@ -138,8 +148,10 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     Ok(outcome.exit)
 }
 
-async fn detect_compose(docker: &Docker) -> Result<ComposeCli, Failure> {
-    let plugin = docker.run(docker.docker(["compose", "version", "--short"])).await;
+async fn detect_compose(
+    docker: &Docker,
+    plugin: Result<crate::docker::command::Output, DockerError>,
+) -> Result<ComposeCli, Failure> {
     match plugin {
         Ok(output) if compose::major_version(&output.stdout).is_some_and(|v| v >= 2) => {
             return Ok(ComposeCli::Plugin);

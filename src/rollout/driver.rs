@@ -250,6 +250,7 @@ impl<'a> Driver<'a> {
                     if !self.watch.ids.contains(&event.id) {
                         continue;
                     }
+                    tracing::debug!(target: "docker", "event: {} {:?}", short_id(&event.id), event.change);
                     self.apply(&event.id, event.change);
                     return self.observed();
                 }

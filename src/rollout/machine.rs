@@ -406,6 +406,9 @@ impl Machine {
     }
 
     fn settle(&mut self, now: Instant) -> Action {
+        if self.settings.wait_after_healthy.is_zero() {
+            return self.pre_stop(now);
+        }
         self.phase = Phase::Settle;
         // Watching, not sleeping: a new container that fails while settling still rolls back.
         self.watch(self.new_ids(), now + self.settings.wait_after_healthy)

@@ -623,3 +623,6 @@ enum Judgement {
     Pending(String),
     Failed(String),
 }
+
+#[cfg(test)]
+mod tests;

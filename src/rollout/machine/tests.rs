@@ -1,0 +1,309 @@
+//! The machine's decisions as compact tables: each step feeds an input (after letting the paused
+//! clock run) and names the action expected back.
+
+use std::time::Duration;
+
+use tokio::time::{Instant, advance};
+
+use super::*;
+use crate::docker::container::{Container, Healthcheck, State};
+
+const CHECK: Healthcheck = Healthcheck {
+    interval: Duration::from_secs(1),
+    timeout: Duration::from_secs(1),
+    start_period: Duration::ZERO,
+    retries: 1,
+};
+
+fn container(id: &str, health: Health) -> Container {
+    Container {
+        id: id.into(),
+        name: format!("p-web-{id}"),
+        number: 1,
+        state: State::Running,
+        exit_code: 0,
+        health,
+        config_hash: "old".into(),
+        image: String::new(),
+        created: String::new(),
+        healthcheck: (health != Health::None).then_some(CHECK),
+        last_check_output: None,
+    }
+}
+
+fn plan(old: &[&str], target: u32) -> Plan {
+    Plan {
+        leftovers: Vec::new(),
+        retire: old.iter().map(|id| container(id, Health::Healthy)).collect(),
+        adopted: Vec::new(),
+        target,
+        scale_to: old.len() as u32 + target,
+        recovery: None,
+    }
+}
+
+fn drain_settings() -> Settings {
+    Settings {
+        pre_stop: true,
+        wait_until_unhealthy: true,
+        wait_after_unhealthy: Duration::from_secs(2),
+        ..Settings::default()
+    }
+}
+
+fn created(id: &str, checked: bool) -> Created {
+    Created {
+        id: id.into(),
+        healthcheck: checked.then_some(CHECK),
+    }
+}
+
+fn status(id: &str, state: State, health: Health) -> Status {
+    Status {
+        id: id.into(),
+        state,
+        health,
+        exit_code: if state == State::Exited { 3 } else { 0 },
+    }
+}
+
+/// An action in a few words; waits as offsets from the test's start.
+fn show(action: &Action, start: Instant) -> String {
+    match action {
+        Action::Remove(ids) => format!("rm {}", ids.join(",")),
+        Action::Scale { total } => format!("scale {total}"),
+        Action::Watch { ids, until } => {
+            format!("watch [{}] until {}s", ids.join(","), (*until - start).as_secs_f64())
+        }
+        Action::PreStop(ids) => format!("pre-stop {}", ids.join(",")),
+        Action::Retire(ids) => format!("retire {}", ids.join(",")),
+        Action::Verify => "verify".into(),
+        Action::RollBack { keep } => format!("rollback keeping {}", keep.join(",")),
+        Action::Finish(outcome) => format!("exit {}", outcome.exit.code()),
+    }
+}
+
+/// Runs the steps: (seconds to let pass first, input, expected action).
+async fn run(machine: &mut Machine, steps: Vec<(u64, Input, &str)>) -> Action {
+    let start = Instant::now();
+    let mut last = None;
+    for (index, (wait, input, expected)) in steps.into_iter().enumerate() {
+        advance(Duration::from_secs(wait)).await;
+        let action = machine.handle(input, Instant::now());
+        assert_eq!(show(&action, start), expected, "step {index}");
+        last = Some(action);
+    }
+    last.expect("at least one step")
+}
+
+fn healthy(id: &str) -> Input {
+    Input::Observed(vec![status(id, State::Running, Health::Healthy)])
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_with_the_drain_recipe() {
+    let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
+    let last = run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            (1, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 7s"),
+            (0, Input::Observed(vec![status("b1", State::Running, Health::Starting)]), "watch [b1] until 7s"),
+            (1, healthy("b1"), "pre-stop a1"),
+            (0, Input::PreStopFinished(vec![]), "watch [a1] until 8s"),
+            (0, Input::Observed(vec![status("a1", State::Running, Health::Healthy)]), "watch [a1] until 8s"),
+            (1, Input::Observed(vec![status("a1", State::Running, Health::Unhealthy)]), "watch [] until 5s"),
+            (2, Input::Deadline, "retire a1"),
+            (0, Input::Done, "verify"),
+            (0, Input::Verified(vec![container("b1", Health::Healthy)]), "exit 0"),
+        ],
+    )
+    .await;
+    assert!(matches!(last, Action::Finish(Outcome { message, .. }) if message.contains("1 new container(s) serve")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_before_the_old_containers_are_touched_roll_back() {
+    let observed = |state, health| Input::Observed(vec![status("b1", state, health)]);
+    let cases: Vec<(&str, Vec<(u64, Input, &str)>)> = vec![
+        (
+            "unhealthy at once, not at the timeout",
+            vec![(1, observed(State::Running, Health::Unhealthy), "rollback keeping a1")],
+        ),
+        ("exited", vec![(1, observed(State::Exited, Health::None), "rollback keeping a1")]),
+        ("removed by someone", vec![(1, Input::Observed(vec![]), "rollback keeping a1")]),
+        (
+            "never healthy",
+            vec![
+                (1, observed(State::Running, Health::Starting), "watch [b1] until 6s"),
+                (5, Input::Deadline, "rollback keeping a1"),
+            ],
+        ),
+        ("SIGINT", vec![(1, Input::Interrupted(Signal::Interrupt), "rollback keeping a1")]),
+    ];
+    for (name, steps) in cases {
+        let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
+        let mut all = vec![
+            (0, Input::Begin, "scale 2"),
+            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
+        ];
+        all.extend(steps);
+        run(&mut machine, all).await;
+        let finish = machine.handle(Input::Done, Instant::now());
+        let expected = if name == "SIGINT" { Exit::Interrupted } else { Exit::RolledBack };
+        assert!(
+            matches!(&finish, Action::Finish(Outcome { exit, message }) if *exit == expected && message.contains("old container(s) still serve")),
+            "{name}: {finish:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_scale_must_create_exactly_what_was_asked() {
+    let mut machine = Machine::new(plan(&["a1", "a2"], 2), Settings::default());
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 4"),
+            (0, Input::Scaled(vec![created("b1", true)]), "rollback keeping a1,a2"),
+            (0, Input::Failed("docker rm: boom".into()), "exit 3"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_healthcheck_the_new_containers_must_keep_running() {
+    let running = || Input::Observed(vec![status("b1", State::Running, Health::None)]);
+    let mut machine = Machine::new(plan(&["a1"], 1), Settings::default());
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            (0, Input::Scaled(vec![created("b1", false)]), "watch [b1] until 10s"),
+            (0, running(), "watch [b1] until 10s"),
+            (10, Input::Deadline, "retire a1"),
+        ],
+    )
+    .await;
+
+    let mut crashing = Machine::new(plan(&["a1"], 1), Settings::default());
+    run(
+        &mut crashing,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            (0, Input::Scaled(vec![created("b1", false)]), "watch [b1] until 10s"),
+            (3, Input::Observed(vec![status("b1", State::Exited, Health::None)]), "rollback keeping a1"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_pre_stop_the_rollout_finishes() {
+    let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
+            (1, healthy("b1"), "pre-stop a1"),
+            // A signal now is noted; the drain goes on.
+            (0, Input::Interrupted(Signal::Terminate), "pre-stop a1"),
+            (0, Input::PreStopFinished(vec![]), "watch [a1] until 7s"),
+            // A drain timeout warns and goes on: the new container already serves.
+            (5, Input::Deadline, "watch [] until 8s"),
+            (2, Input::Deadline, "retire a1"),
+            (0, Input::Failed("stop: boom".into()), "exit 3"),
+        ],
+    )
+    .await;
+    let notes = machine.take_notes();
+    assert!(notes.iter().any(|n| matches!(n, Note::Warning(w) if w.contains("finishing the rollout"))));
+    assert!(notes.iter().any(|n| matches!(n, Note::Warning(w) if w.contains("did not turn unhealthy"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_pre_stop_is_not_waited_on() {
+    let settings = drain_settings();
+    let mut machine = Machine::new(plan(&["a1", "a2"], 2), settings);
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 4"),
+            (0, Input::Scaled(vec![created("b1", true), created("b2", true)]), "watch [b1,b2] until 6s"),
+            (
+                1,
+                Input::Observed(vec![
+                    status("b1", State::Running, Health::Healthy),
+                    status("b2", State::Running, Health::Healthy),
+                ]),
+                "pre-stop a1,a2",
+            ),
+            (0, Input::PreStopFinished(vec![("a2".into(), "exit 1".into())]), "watch [a1] until 7s"),
+            (1, Input::Observed(vec![status("a1", State::Running, Health::Unhealthy)]), "watch [] until 4s"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn leftovers_go_first_and_a_first_deploy_has_nothing_to_retire() {
+    let mut with_leftover = plan(&["a1"], 1);
+    with_leftover.leftovers = vec![Container {
+        state: State::Exited,
+        ..container("x9", Health::None)
+    }];
+    let mut machine = Machine::new(with_leftover, Settings::default());
+    run(&mut machine, vec![(0, Input::Begin, "rm x9"), (0, Input::Done, "scale 2")]).await;
+
+    let mut first = Machine::new(plan(&[], 1), drain_settings());
+    run(
+        &mut first,
+        vec![
+            (0, Input::Begin, "scale 1"),
+            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
+            (1, healthy("b1"), "verify"),
+            (0, Input::Verified(vec![container("b1", Health::Healthy)]), "exit 0"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn verification_names_what_should_not_be_there() {
+    let mut machine = Machine::new(plan(&["a1"], 1), Settings::default());
+    let last = run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
+            (1, healthy("b1"), "retire a1"),
+            (0, Input::Done, "verify"),
+            (
+                0,
+                Input::Verified(vec![container("b1", Health::Healthy), container("a1", Health::Healthy)]),
+                "exit 3",
+            ),
+        ],
+    )
+    .await;
+    assert!(matches!(last, Action::Finish(Outcome { message, .. }) if message.contains("docker rm -f a1")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_explicit_health_timeout_wins_over_the_derived_one() {
+    let settings = Settings {
+        healthcheck_timeout: Some(Duration::from_secs(90)),
+        ..Settings::default()
+    };
+    let mut machine = Machine::new(plan(&["a1"], 1), settings);
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 90s"),
+        ],
+    )
+    .await;
+}

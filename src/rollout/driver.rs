@@ -124,6 +124,7 @@ impl<'a> Driver<'a> {
     fn describe(&self, machine: &Machine, action: &Action) -> String {
         let list = |ids: &[String]| ids.iter().map(|id| short_id(id)).collect::<Vec<_>>().join(" ");
         match (machine.phase(), action) {
+            (Phase::Rollback, _) => format!("rolling back: {}", machine.failure().unwrap_or("")),
             (_, Action::Remove(ids)) => format!("removing stopped leftover container(s) {}", list(ids)),
             (_, Action::Scale { total }) => format!("scaling {} to {total} containers", self.service),
             (Phase::Health, Action::Watch { ids, .. }) => {
@@ -143,7 +144,6 @@ impl<'a> Driver<'a> {
             ),
             (_, Action::Retire(ids)) => format!("stopping and removing old container(s) {}", list(ids)),
             (_, Action::Verify) => "checking the result".to_owned(),
-            (_, Action::RollBack { .. }) => format!("rolling back: {}", machine.failure().unwrap_or("")),
             _ => String::new(),
         }
     }
@@ -184,6 +184,9 @@ impl<'a> Driver<'a> {
             Err(error) => return Input::Failed(brief(&error)),
         };
         self.reporter.containers("new", &watched);
+        for container in &containers {
+            self.names.insert(container.id.clone(), container.name.clone());
+        }
         self.seed(watched, &containers);
         Input::Scaled(
             created

@@ -146,6 +146,9 @@ pub struct Machine {
     /// Old containers whose pre-stop failed: not waited on to turn unhealthy.
     undrained: Vec<String>,
     failure: Option<String>,
+    rollback: RollbackStep,
+    /// New containers that were healthy when the rollback began: waited on to turn unhealthy.
+    rollback_healthy: Vec<String>,
     signal: Option<Signal>,
     current: Option<Action>,
     notes: Vec<Note>,
@@ -169,6 +172,8 @@ impl Machine {
             statuses: BTreeMap::new(),
             undrained: Vec::new(),
             failure: None,
+            rollback: RollbackStep::Remove,
+            rollback_healthy: Vec::new(),
             signal: None,
             current: None,
             notes: Vec::new(),
@@ -309,6 +314,23 @@ impl Machine {
                 message: format!("the rollout ran, but listing the result failed: {why}"),
             }),
 
+            (Phase::Rollback, Input::PreStopFinished(_)) => self.rollback_drain(now),
+            (Phase::Rollback, Input::Observed(statuses)) if self.rollback == RollbackStep::Drain => {
+                self.record(statuses);
+                let drained = self
+                    .rollback_healthy
+                    .iter()
+                    .all(|id| self.statuses.get(id).is_some_and(Status::is_drained));
+                if drained {
+                    self.rollback_proxy_wait(now)
+                } else {
+                    self.current.clone().expect("draining")
+                }
+            }
+            (Phase::Rollback, Input::Deadline) => match self.rollback {
+                RollbackStep::Drain => self.rollback_proxy_wait(now),
+                _ => self.remove_new(),
+            },
             (Phase::Rollback, Input::Done) => {
                 let exit = match self.signal {
                     Some(Signal::Interrupt) => Exit::Interrupted,
@@ -347,6 +369,12 @@ impl Machine {
     }
 
     fn interrupted(&mut self, signal: Signal) -> Action {
+        if self.phase == Phase::Rollback
+            && matches!(self.rollback, RollbackStep::Drain | RollbackStep::ProxyWait)
+        {
+            // Asked again while draining the new containers: remove them now.
+            return self.remove_new();
+        }
         if self.phase == Phase::Rollback || self.phase == Phase::Done {
             return self.current.clone().expect("rolling back");
         }
@@ -520,9 +548,55 @@ impl Machine {
         }
     }
 
+    /// Rolls back. New containers that are running may already get traffic from a proxy with
+    /// its own checks, so with a pre-stop command they are drained like old ones first.
     fn roll_back(&mut self, why: String) -> Action {
         self.failure = Some(why);
         self.phase = Phase::Rollback;
+        let running: Vec<String> = self
+            .new_ids()
+            .into_iter()
+            .filter(|id| self.statuses.get(id).is_some_and(|s| s.state == State::Running))
+            .collect();
+        if self.settings.pre_stop && !running.is_empty() {
+            self.rollback = RollbackStep::PreStop;
+            self.rollback_healthy = running
+                .iter()
+                .filter(|id| self.statuses.get(*id).is_some_and(|s| s.health == Health::Healthy))
+                .cloned()
+                .collect();
+            return Action::PreStop(running);
+        }
+        self.remove_new()
+    }
+
+    fn rollback_drain(&mut self, now: Instant) -> Action {
+        let healthy = self.rollback_healthy.clone();
+        if !self.settings.wait_until_unhealthy || healthy.is_empty() {
+            return self.rollback_proxy_wait(now);
+        }
+        self.rollback = RollbackStep::Drain;
+        let timeout = self.settings.drain_timeout.unwrap_or_else(|| {
+            self.new
+                .iter()
+                .filter_map(|c| c.healthcheck)
+                .map(|h| h.patience() - h.start_period)
+                .max()
+                .unwrap_or(self.settings.wait_without_healthcheck)
+        });
+        self.watch(healthy, now + timeout)
+    }
+
+    fn rollback_proxy_wait(&mut self, now: Instant) -> Action {
+        if self.settings.wait_after_unhealthy.is_zero() {
+            return self.remove_new();
+        }
+        self.rollback = RollbackStep::ProxyWait;
+        self.watch(Vec::new(), now + self.settings.wait_after_unhealthy)
+    }
+
+    fn remove_new(&mut self) -> Action {
+        self.rollback = RollbackStep::Remove;
         Action::RollBack {
             keep: self.retire_ids(),
         }
@@ -616,6 +690,14 @@ impl Machine {
             .iter()
             .all(|id| self.statuses.get(id).is_some_and(Status::is_drained))
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RollbackStep {
+    PreStop,
+    Drain,
+    ProxyWait,
+    Remove,
 }
 
 enum Judgement {

@@ -142,7 +142,8 @@ async fn failures_before_the_old_containers_are_touched_roll_back() {
         ("SIGINT", vec![(1, Input::Interrupted(Signal::Interrupt), "rollback keeping a1")]),
     ];
     for (name, steps) in cases {
-        let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
+        // No pre-stop: the rollback goes straight to removal (its drain is tested below).
+        let mut machine = Machine::new(plan(&["a1"], 1), Settings::default());
         let mut all = vec![
             (0, Input::Begin, "scale 2"),
             (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
@@ -303,6 +304,65 @@ async fn an_explicit_health_timeout_wins_over_the_derived_one() {
         vec![
             (0, Input::Begin, "scale 2"),
             (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 90s"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_drains_new_containers_a_proxy_may_already_use() {
+    let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            (0, Input::Scaled(vec![created("b1", true), created("b2", true)]), "rollback keeping a1"),
+        ],
+    )
+    .await;
+
+    let settle = Settings {
+        wait_after_healthy: Duration::from_secs(5),
+        ..drain_settings()
+    };
+    let mut machine = Machine::new(plan(&["a1", "a2"], 2), settle);
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 4"),
+            (0, Input::Scaled(vec![created("b1", true), created("b2", true)]), "watch [b1,b2] until 6s"),
+            (
+                1,
+                Input::Observed(vec![
+                    status("b1", State::Running, Health::Healthy),
+                    status("b2", State::Running, Health::Healthy),
+                ]),
+                "watch [b1,b2] until 6s",
+            ),
+            // Settling, b2 dies: b1 is healthy and may serve, so it is drained before removal.
+            (1, Input::Observed(vec![status("b1", State::Running, Health::Healthy)]), "pre-stop b1"),
+            (0, Input::PreStopFinished(vec![]), "watch [b1] until 8s"),
+            (1, Input::Observed(vec![status("b1", State::Running, Health::Unhealthy)]), "watch [] until 5s"),
+            (2, Input::Deadline, "rollback keeping a1,a2"),
+            (0, Input::Done, "exit 1"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_signal_cuts_the_rollback_drain_short() {
+    let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
+            (1, Input::Observed(vec![status("b1", State::Running, Health::Starting)]), "watch [b1] until 6s"),
+            (0, Input::Interrupted(Signal::Interrupt), "pre-stop b1"),
+            (0, Input::PreStopFinished(vec![]), "watch [] until 3s"),
+            (0, Input::Interrupted(Signal::Interrupt), "rollback keeping a1"),
+            (0, Input::Done, "exit 130"),
         ],
     )
     .await;

@@ -177,7 +177,7 @@ impl Docker {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut command = Command::new(&self.program);
+        let mut command = detached(&self.program);
         command.args(self.globals.flags());
         command.args(args.into_iter().map(Into::into));
         command
@@ -197,7 +197,7 @@ impl Docker {
                 command
             }
             ComposeCli::Standalone => {
-                let mut command = Command::new("docker-compose");
+                let mut command = detached("docker-compose");
                 command.envs(self.globals.env());
                 command.args(&self.project_args);
                 command
@@ -248,6 +248,15 @@ impl Docker {
             })
         }
     }
+}
+
+/// A child in its own process group: Ctrl-C in a terminal signals the whole foreground group,
+/// and a `docker stop` killed that way would break a rollout this tool has promised to finish.
+/// This process decides what a signal means and tells its children.
+pub fn detached(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command.process_group(0);
+    command
 }
 
 /// A command as a user could paste it into a shell.

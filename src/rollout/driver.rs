@@ -326,7 +326,7 @@ impl<'a> Driver<'a> {
             let env = self.docker.globals().env();
             let id = id.clone();
             running.spawn(async move {
-                let mut command = tokio::process::Command::new(&argv[0]);
+                let mut command = crate::docker::command::detached(&argv[0]);
                 command
                     .args(&argv[1..])
                     .envs(env)

@@ -17,10 +17,12 @@ use crate::rollout::driver::Driver;
 use crate::rollout::{Machine, Settings};
 
 pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
-    let mut interrupts =
-        Interrupts::install().map_err(|e| Failure::usage(format!("cannot install signal handlers: {e}")))?;
+    let mut interrupts = Interrupts::install()
+        .map_err(|e| Failure::usage(format!("cannot install signal handlers: {e}")))?;
     let Some(service) = cli.service.clone() else {
-        return Err(Failure::usage("name the service to roll, e.g. `docker reroll web`"));
+        return Err(Failure::usage(
+            "name the service to roll, e.g. `docker reroll web`",
+        ));
     };
     let mut docker = Docker::new(cli.globals(), cli.project_args());
 
@@ -36,7 +38,9 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
         standalone => {
             docker.use_compose(standalone);
             let config = read_config(&docker).await?;
-            let hash = docker.run(docker.compose(["config", "--hash", service.as_str()])).await;
+            let hash = docker
+                .run(docker.compose(["config", "--hash", service.as_str()]))
+                .await;
             (config, hash)
         }
     };
@@ -186,14 +190,23 @@ async fn read_config(docker: &Docker) -> Result<ProjectConfig, Failure> {
                 "Compose cannot read the project: {why}: fix the compose file, or point at it with -f / --project-directory"
             ))
         })?;
-    compose::parse_config(&output.stdout)
-        .map_err(|e| Failure::usage(format!("cannot understand `docker compose config --format json`: {e}")))
+    compose::parse_config(&output.stdout).map_err(|e| {
+        Failure::usage(format!(
+            "cannot understand `docker compose config --format json`: {e}"
+        ))
+    })
 }
 
 fn unreachable_or(doing: &'static str) -> impl Fn(DockerError) -> Failure {
     move |error| {
         if error.is_daemon_unreachable() {
-            let why = error.stderr().lines().next().unwrap_or("").trim().to_owned();
+            let why = error
+                .stderr()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
             Failure::usage(format!(
                 "cannot reach the Docker daemon ({why}): start it, or check DOCKER_HOST / --host / --context"
             ))

@@ -28,7 +28,12 @@ pub struct Cli {
     pub service: Option<String>,
 
     /// Compose file (repeatable, as with docker compose; default: Compose's own lookup).
-    #[arg(short = 'f', long = "file", value_name = "FILE", help_heading = "Compose")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        help_heading = "Compose"
+    )]
     pub files: Vec<PathBuf>,
     /// Compose project name (default: Compose's own, e.g. COMPOSE_PROJECT_NAME or the directory).
     #[arg(short = 'p', long, value_name = "NAME", help_heading = "Compose")]
@@ -88,14 +93,19 @@ pub struct Cli {
     /// Docker client config directory.
     #[arg(long, value_name = "DIR", help_heading = "Docker")]
     pub config: Option<String>,
+    /// Use TLS to reach the daemon.
     #[arg(long, help_heading = "Docker")]
     pub tls: bool,
+    /// Use TLS and verify the daemon's certificate.
     #[arg(long, help_heading = "Docker")]
     pub tlsverify: bool,
+    /// Trust certificates signed by this CA.
     #[arg(long, value_name = "FILE", help_heading = "Docker")]
     pub tlscacert: Option<String>,
+    /// TLS certificate file.
     #[arg(long, value_name = "FILE", help_heading = "Docker")]
     pub tlscert: Option<String>,
+    /// TLS key file.
     #[arg(long, value_name = "FILE", help_heading = "Docker")]
     pub tlskey: Option<String>,
     /// Docker's debug mode.
@@ -217,22 +227,38 @@ mod tests {
     fn drops_the_plugin_name_after_docker_globals() {
         let cases = [
             ("docker-reroll reroll web", "docker-reroll web"),
-            ("docker-reroll --context prod -D reroll -f c.yml web", "docker-reroll --context prod -D -f c.yml web"),
-            ("docker-reroll -H=tcp://h:2375 --tlsverify reroll web", "docker-reroll -H=tcp://h:2375 --tlsverify web"),
-            ("docker-reroll -l info reroll reroll", "docker-reroll -l info reroll"),
+            (
+                "docker-reroll --context prod -D reroll -f c.yml web",
+                "docker-reroll --context prod -D -f c.yml web",
+            ),
+            (
+                "docker-reroll -H=tcp://h:2375 --tlsverify reroll web",
+                "docker-reroll -H=tcp://h:2375 --tlsverify web",
+            ),
+            (
+                "docker-reroll -l info reroll reroll",
+                "docker-reroll -l info reroll",
+            ),
         ];
         for (given, expected) in cases {
             assert_eq!(plugin_args(words(given), true), words(expected), "{given}");
         }
-        assert_eq!(plugin_args(words("docker-reroll reroll"), false), words("docker-reroll reroll"));
+        assert_eq!(
+            plugin_args(words("docker-reroll reroll"), false),
+            words("docker-reroll reroll")
+        );
     }
 
     #[test]
     fn globals_parse_and_reach_the_builder() {
-        let cli = Cli::try_parse_from(words("docker-reroll --context prod -H unix:///s -D web")).unwrap();
+        let cli =
+            Cli::try_parse_from(words("docker-reroll --context prod -H unix:///s -D web")).unwrap();
         assert_eq!(cli.service.as_deref(), Some("web"));
         let globals = cli.globals();
-        assert_eq!(globals.flags(), ["--context=prod", "--host=unix:///s", "--debug"]);
+        assert_eq!(
+            globals.flags(),
+            ["--context=prod", "--host=unix:///s", "--debug"]
+        );
     }
 
     #[test]
@@ -250,7 +276,18 @@ mod tests {
         .unwrap();
         assert_eq!(
             cli.project_args(),
-            ["--file", "a.yml", "--file", "b.yml", "--env-file", ".env", "--project-name", "shop", "--profile", "web"]
+            [
+                "--file",
+                "a.yml",
+                "--file",
+                "b.yml",
+                "--env-file",
+                ".env",
+                "--project-name",
+                "shop",
+                "--profile",
+                "web"
+            ]
         );
     }
 }

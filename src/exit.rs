@@ -43,11 +43,17 @@ pub struct Failure {
 impl Failure {
     /// A usage or precondition error: exit 2, and the caller guarantees nothing was changed.
     pub fn usage(message: impl Into<String>) -> Self {
-        Failure { exit: Exit::Usage, message: message.into() }
+        Failure {
+            exit: Exit::Usage,
+            message: message.into(),
+        }
     }
 
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        Failure { exit, message: message.into() }
+        Failure {
+            exit,
+            message: message.into(),
+        }
     }
 }
 

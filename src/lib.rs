@@ -28,31 +28,49 @@ use crate::report::Reporter;
 pub fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().collect();
     // Docker runs this on every `docker --help`: answer before anything else starts.
-    if args.get(1).is_some_and(|a| a == "docker-cli-plugin-metadata") {
+    if args
+        .get(1)
+        .is_some_and(|a| a == "docker-cli-plugin-metadata")
+    {
         println!("{}", cli::metadata());
         return ExitCode::SUCCESS;
     }
     let invoked_as_plugin = std::env::var_os("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND").is_some();
     let cli = match cli::Cli::try_parse_from(cli::plugin_args(args, invoked_as_plugin)) {
         Ok(cli) => cli,
-        Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
             let _ = error.print();
             return ExitCode::SUCCESS;
         }
         Err(error) => {
             // One line: clap's first, which names the problem, and where to look for the fix.
             let rendered = error.render().to_string();
-            let first = rendered.lines().next().unwrap_or("").trim_start_matches("error: ");
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
             eprintln!("docker-reroll: error: {first} (see docker-reroll --help)");
             return ExitCode::from(Exit::Usage.code());
         }
     };
     init_tracing(cli.verbose);
     let reporter = Reporter::new(cli.quiet, cli.json);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
-            reporter.error(Exit::Usage, &format!("cannot start the async runtime: {error}"));
+            reporter.error(
+                Exit::Usage,
+                &format!("cannot start the async runtime: {error}"),
+            );
             return ExitCode::from(Exit::Usage.code());
         }
     };

@@ -21,7 +21,11 @@ impl StateDir {
     /// `$DOCKER_REROLL_STATE_DIR`, else `$XDG_STATE_HOME/docker-reroll`, else
     /// `~/.local/state/docker-reroll`, else the temporary directory.
     pub fn new(endpoint: &str, project: &str, service: &str) -> Self {
-        let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let dir = env("DOCKER_REROLL_STATE_DIR")
             .or_else(|| env("XDG_STATE_HOME").map(|d| d.join("docker-reroll")))
             .or_else(|| env("HOME").map(|d| d.join(".local/state/docker-reroll")))
@@ -30,7 +34,13 @@ impl StateDir {
             .iter()
             .map(|part| {
                 part.chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
                     .collect::<String>()
             })
             .collect::<Vec<_>>()

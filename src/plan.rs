@@ -79,8 +79,9 @@ fn split_old_and_new(snapshot: &Snapshot, running: Vec<Container>) -> Split {
     if let Some(journal) = &snapshot.journal
         && running.iter().any(|c| journal.old.contains(&c.id))
     {
-        let (old, new): (Vec<_>, Vec<_>) =
-            running.into_iter().partition(|c| journal.old.contains(&c.id));
+        let (old, new): (Vec<_>, Vec<_>) = running
+            .into_iter()
+            .partition(|c| journal.old.contains(&c.id));
         let note = format!(
             "an earlier run was interrupted: {} old and {} new container(s) found; converging to {}",
             old.len(),
@@ -90,8 +91,12 @@ fn split_old_and_new(snapshot: &Snapshot, running: Vec<Container>) -> Split {
         return (old, new, journal.target, Some(note));
     }
 
-    let has_current = running.iter().any(|c| c.config_hash == snapshot.config_hash);
-    let has_outdated = running.iter().any(|c| c.config_hash != snapshot.config_hash);
+    let has_current = running
+        .iter()
+        .any(|c| c.config_hash == snapshot.config_hash);
+    let has_outdated = running
+        .iter()
+        .any(|c| c.config_hash != snapshot.config_hash);
     if has_current && has_outdated {
         // Old and new configs side by side: an interrupted rollout. The outdated ones were serving.
         let (new, old): (Vec<_>, Vec<_>) = running
@@ -185,18 +190,30 @@ mod tests {
     }
 
     fn ids(containers: &[Container]) -> String {
-        containers.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(",")
+        containers
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// (containers, journal) → (leftovers, retire, adopted, target, scale_to)
     #[test]
     fn plans() {
-        type Case<'a> = (&'a [&'a str], Option<(&'a [&'a str], u32)>, (&'a str, &'a str, &'a str, u32, u32));
+        type Case<'a> = (
+            &'a [&'a str],
+            Option<(&'a [&'a str], u32)>,
+            (&'a str, &'a str, &'a str, u32, u32),
+        );
         let cases: &[Case] = &[
             // A plain rollout of 1 and of 3.
             (&["a1:running:healthy:old"], None, ("", "a1", "", 1, 2)),
             (
-                &["a1:running:healthy:x", "a2:running:healthy:x", "a3:running:healthy:x"],
+                &[
+                    "a1:running:healthy:x",
+                    "a2:running:healthy:x",
+                    "a3:running:healthy:x",
+                ],
                 None,
                 ("", "a1,a2,a3", "", 3, 6),
             ),
@@ -205,37 +222,67 @@ mod tests {
             // First deploy.
             (&[], None, ("", "", "", 1, 1)),
             // An exited old container is removed first and not counted.
-            (&["a1:running:healthy:old", "a2:exited::old"], None, ("a2", "a1", "", 1, 2)),
+            (
+                &["a1:running:healthy:old", "a2:exited::old"],
+                None,
+                ("a2", "a1", "", 1, 2),
+            ),
             // Killed between scale and retire, two configs side by side: adopt, never 4N.
             (
-                &["a1:running:healthy:old", "a2:running:healthy:old", "b3:running:starting:new", "b4:running:healthy:new"],
+                &[
+                    "a1:running:healthy:old",
+                    "a2:running:healthy:old",
+                    "b3:running:starting:new",
+                    "b4:running:healthy:new",
+                ],
                 None,
                 ("", "a1,a2", "b4,b3", 2, 4),
             ),
             // The journal of an interrupted run knows the old set even with one config hash.
             (
-                &["a1:running:unhealthy:new", "b2:running:healthy:new", "b3:created::new"],
+                &[
+                    "a1:running:unhealthy:new",
+                    "b2:running:healthy:new",
+                    "b3:created::new",
+                ],
                 Some((&["a1"], 1)),
                 ("b3", "a1", "b2", 1, 2),
             ),
             // More new containers than wanted: the extra, least healthy one is retired too.
             (
-                &["a1:running:healthy:old", "b2:running:healthy:new", "b3:running:unhealthy:new"],
+                &[
+                    "a1:running:healthy:old",
+                    "b2:running:healthy:new",
+                    "b3:running:unhealthy:new",
+                ],
                 None,
                 ("", "a1,b3", "b2", 1, 3),
             ),
             // A stale journal (its old containers are gone) is ignored.
-            (&["b2:running:healthy:new"], Some((&["a1"], 1)), ("", "b2", "", 1, 2)),
+            (
+                &["b2:running:healthy:new"],
+                Some((&["a1"], 1)),
+                ("", "b2", "", 1, 2),
+            ),
         ];
         for (specs, journal, (leftovers, retire, adopted, target, scale_to)) in cases {
             let plan = plan(&snapshot(specs, *journal)).unwrap();
             assert_eq!(
-                (ids(&plan.leftovers).as_str(), ids(&plan.retire).as_str(), ids(&plan.adopted).as_str(), plan.target, plan.scale_to),
+                (
+                    ids(&plan.leftovers).as_str(),
+                    ids(&plan.retire).as_str(),
+                    ids(&plan.adopted).as_str(),
+                    plan.target,
+                    plan.scale_to
+                ),
                 (*leftovers, *retire, *adopted, *target, *scale_to),
                 "{specs:?} {journal:?}"
             );
-            let recognised = journal.is_some_and(|(old, _)| specs.iter().any(|s| old.contains(&s.split(':').next().unwrap())))
-                || !plan.adopted.is_empty();
+            let recognised = journal.is_some_and(|(old, _)| {
+                specs
+                    .iter()
+                    .any(|s| old.contains(&s.split(':').next().unwrap()))
+            }) || !plan.adopted.is_empty();
             assert_eq!(plan.recovery.is_some(), recognised, "{specs:?} {journal:?}");
         }
     }
@@ -251,10 +298,16 @@ mod tests {
         assert!(plan(&fixed_port).unwrap_err().contains("host port 8080"));
 
         fixed_port.config.published_ports = vec!["8080-8081".into()];
-        assert!(plan(&fixed_port).is_ok(), "a range of two ports fits two containers");
+        assert!(
+            plan(&fixed_port).is_ok(),
+            "a range of two ports fits two containers"
+        );
 
         let mut first_deploy = snapshot(&[], None);
         first_deploy.config.container_name = Some("web".into());
-        assert!(plan(&first_deploy).is_ok(), "one container may have a fixed name");
+        assert!(
+            plan(&first_deploy).is_ok(),
+            "one container may have a fixed name"
+        );
     }
 }

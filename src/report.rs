@@ -101,10 +101,17 @@ impl Reporter {
         if exit == Exit::Done {
             self.line("done", message);
         } else {
-            eprintln!("{:>7} {:<10} error: {message}", show(self.elapsed()), "failed");
+            eprintln!(
+                "{:>7} {:<10} error: {message}",
+                show(self.elapsed()),
+                "failed"
+            );
         }
         if !summary.is_empty() {
-            self.line("", &format!("took {}: {}", show(self.elapsed()), summary.join(", ")));
+            self.line(
+                "",
+                &format!("took {}: {}", show(self.elapsed()), summary.join(", ")),
+            );
         }
         let phases: Vec<Value> = phases
             .iter()

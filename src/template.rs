@@ -20,10 +20,14 @@ pub struct Values<'a> {
 
 impl Template {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let words = shell_words::split(text)
-            .map_err(|error| format!("cannot split '{text}' into words ({error}): check its quotes"))?;
+        let words = shell_words::split(text).map_err(|error| {
+            format!("cannot split '{text}' into words ({error}): check its quotes")
+        })?;
         if words.is_empty() {
-            return Err("the template is empty: give a command, e.g. 'docker exec {id} touch /.dead'".into());
+            return Err(
+                "the template is empty: give a command, e.g. 'docker exec {id} touch /.dead'"
+                    .into(),
+            );
         }
         for word in &words {
             for name in placeholders_in(word)? {
@@ -98,9 +102,10 @@ mod tests {
 
     #[test]
     fn renders_every_placeholder_per_word_without_a_shell() {
-        let template =
-            Template::parse("docker exec {id} sh -c 'touch /.dead; echo {short_id} {name} {service}.{project}'")
-                .unwrap();
+        let template = Template::parse(
+            "docker exec {id} sh -c 'touch /.dead; echo {short_id} {name} {service}.{project}'",
+        )
+        .unwrap();
         assert_eq!(
             template.render(&values()),
             [
@@ -119,7 +124,10 @@ mod tests {
         let cases = [
             ("docker exec {id} 'touch", "check its quotes"),
             ("", "the template is empty"),
-            ("docker exec {container} touch /.dead", "unknown placeholder {container}"),
+            (
+                "docker exec {container} touch /.dead",
+                "unknown placeholder {container}",
+            ),
             ("docker exec {id touch", "unclosed '{'"),
         ];
         for (text, expected) in cases {

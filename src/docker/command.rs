@@ -225,10 +225,17 @@ impl Docker {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let started = Instant::now();
-        let output = command.output().await.map_err(|source| DockerError::Spawn {
-            program: command.as_std().get_program().to_string_lossy().into_owned(),
-            source,
-        })?;
+        let output = command
+            .output()
+            .await
+            .map_err(|source| DockerError::Spawn {
+                program: command
+                    .as_std()
+                    .get_program()
+                    .to_string_lossy()
+                    .into_owned(),
+                source,
+            })?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
         tracing::debug!(
@@ -295,7 +302,14 @@ mod tests {
         );
         assert_eq!(
             args(&docker.compose(["ps"])),
-            ["--context=prod", "--tlsverify", "compose", "-p", "shop", "ps"]
+            [
+                "--context=prod",
+                "--tlsverify",
+                "compose",
+                "-p",
+                "shop",
+                "ps"
+            ]
         );
     }
 
@@ -312,7 +326,12 @@ mod tests {
         let env: Vec<_> = command
             .as_std()
             .get_envs()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.unwrap().to_string_lossy().into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.unwrap().to_string_lossy().into_owned(),
+                )
+            })
             .collect();
         assert!(env.contains(&("DOCKER_HOST".into(), "tcp://10.0.0.5:2376".into())));
         assert!(env.contains(&("DOCKER_CERT_PATH".into(), "/certs".into())));

@@ -57,7 +57,9 @@ pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|port| match port.published? {
-                    serde_json::Value::String(text) if !text.is_empty() && text != "0" => Some(text),
+                    serde_json::Value::String(text) if !text.is_empty() && text != "0" => {
+                        Some(text)
+                    }
                     serde_json::Value::Number(number) if number.as_u64() != Some(0) => {
                         Some(number.to_string())
                     }
@@ -99,7 +101,13 @@ pub fn host_port_capacity(published: &str) -> u32 {
 
 /// The major version from `compose version --short` (`2.40.3`, `v2.40.3`, `1.29.2`).
 pub fn major_version(short: &str) -> Option<u32> {
-    short.trim().trim_start_matches('v').split('.').next()?.parse().ok()
+    short
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -118,7 +126,10 @@ mod tests {
         let web = &config.services["web"];
         assert_eq!(web.published_ports, ["8080", "9000-9005"]);
         assert_eq!(web.replicas, Some(3));
-        assert_eq!(config.services["worker"].container_name.as_deref(), Some("the-worker"));
+        assert_eq!(
+            config.services["worker"].container_name.as_deref(),
+            Some("the-worker")
+        );
     }
 
     #[test]

@@ -94,7 +94,11 @@ impl Healthcheck {
     /// Docker's defaults for any value left at zero.
     fn with_defaults(interval: u64, timeout: u64, start_period: u64, retries: u32) -> Self {
         let or = |nanos: u64, default: Duration| {
-            if nanos == 0 { default } else { Duration::from_nanos(nanos) }
+            if nanos == 0 {
+                default
+            } else {
+                Duration::from_nanos(nanos)
+            }
         };
         Healthcheck {
             interval: or(interval, Duration::from_secs(30)),
@@ -281,7 +285,10 @@ mod tests {
         let first = &containers[0];
         assert_eq!(first.name, "shop-web-1");
         assert_eq!(first.number, 1);
-        assert_eq!((first.state, first.health), (State::Running, Health::Unhealthy));
+        assert_eq!(
+            (first.state, first.health),
+            (State::Running, Health::Unhealthy)
+        );
         assert_eq!(first.config_hash, "h1");
         assert_eq!(first.last_check_output.as_deref(), Some("refused"));
         let check = first.healthcheck.unwrap();

@@ -138,10 +138,19 @@ mod tests {
     #[test]
     fn reads_health_lifecycle_and_ignores_the_rest() {
         let cases = [
-            (event("health_status: healthy", "{}"), Some(Change::Health(Health::Healthy))),
-            (event("health_status: unhealthy", "{}"), Some(Change::Health(Health::Unhealthy))),
+            (
+                event("health_status: healthy", "{}"),
+                Some(Change::Health(Health::Healthy)),
+            ),
+            (
+                event("health_status: unhealthy", "{}"),
+                Some(Change::Health(Health::Unhealthy)),
+            ),
             (event("start", "{}"), Some(Change::Started)),
-            (event("die", r#"{"exitCode":"3"}"#), Some(Change::Died { exit_code: 3 })),
+            (
+                event("die", r#"{"exitCode":"3"}"#),
+                Some(Change::Died { exit_code: 3 }),
+            ),
             (event("destroy", "{}"), Some(Change::Destroyed)),
             (event("exec_start: touch /.dead", "{}"), None),
             ("not json".to_owned(), None),

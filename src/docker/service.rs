@@ -5,7 +5,11 @@ use super::container::{Container, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, pa
 use super::{Docker, DockerError};
 
 impl Docker {
-    pub async fn container_ids(&self, project: &str, service: &str) -> Result<Vec<String>, DockerError> {
+    pub async fn container_ids(
+        &self,
+        project: &str,
+        service: &str,
+    ) -> Result<Vec<String>, DockerError> {
         let output = self
             .run(self.docker([
                 "ps".to_owned(),
@@ -20,7 +24,11 @@ impl Docker {
                 format!("label={ONEOFF_LABEL}=False"),
             ]))
             .await?;
-        Ok(output.stdout.split_whitespace().map(str::to_owned).collect())
+        Ok(output
+            .stdout
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect())
     }
 
     /// One `docker inspect` for all of them. A container removed meanwhile is left out.
@@ -28,7 +36,12 @@ impl Docker {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut args = vec!["inspect".to_owned(), "--type".to_owned(), "container".to_owned(), "--".to_owned()];
+        let mut args = vec![
+            "inspect".to_owned(),
+            "--type".to_owned(),
+            "container".to_owned(),
+            "--".to_owned(),
+        ];
         args.extend(ids.iter().cloned());
         match self.run(self.docker(args)).await {
             Ok(output) => Ok(parse_inspect(&output.stdout).unwrap_or_default()),
@@ -40,7 +53,11 @@ impl Docker {
         }
     }
 
-    pub async fn containers(&self, project: &str, service: &str) -> Result<Vec<Container>, DockerError> {
+    pub async fn containers(
+        &self,
+        project: &str,
+        service: &str,
+    ) -> Result<Vec<Container>, DockerError> {
         let ids = self.container_ids(project, service).await?;
         self.inspect(&ids).await
     }

@@ -112,21 +112,32 @@ impl<'a> Driver<'a> {
                 Action::Watch { ids, until } => self.watch(ids, until).await,
                 Action::PreStop(ids) => self.pre_stop(&ids).await,
                 Action::Retire(ids) => self.retire(&ids).await,
-                Action::Verify => match self.docker.containers(&self.project, &self.service).await {
-                    Ok(containers) => Input::Verified(containers),
-                    Err(error) => Input::Failed(brief(&error)),
-                },
+                Action::Verify => {
+                    match self.docker.containers(&self.project, &self.service).await {
+                        Ok(containers) => Input::Verified(containers),
+                        Err(error) => Input::Failed(brief(&error)),
+                    }
+                }
                 Action::RollBack { keep } => self.roll_back(&keep).await,
             };
         }
     }
 
     fn describe(&self, machine: &Machine, action: &Action) -> String {
-        let list = |ids: &[String]| ids.iter().map(|id| short_id(id)).collect::<Vec<_>>().join(" ");
+        let list = |ids: &[String]| {
+            ids.iter()
+                .map(|id| short_id(id))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         match (machine.phase(), action) {
             (Phase::Rollback, _) => format!("rolling back: {}", machine.failure().unwrap_or("")),
-            (_, Action::Remove(ids)) => format!("removing stopped leftover container(s) {}", list(ids)),
-            (_, Action::Scale { total }) => format!("scaling {} to {total} containers", self.service),
+            (_, Action::Remove(ids)) => {
+                format!("removing stopped leftover container(s) {}", list(ids))
+            }
+            (_, Action::Scale { total }) => {
+                format!("scaling {} to {total} containers", self.service)
+            }
             (Phase::Health, Action::Watch { ids, .. }) => {
                 format!("waiting for new container(s) {} to turn healthy", list(ids))
             }
@@ -136,13 +147,18 @@ impl<'a> Driver<'a> {
             ),
             (_, Action::PreStop(ids)) => format!("running the pre-stop command on {}", list(ids)),
             (Phase::Drain, Action::Watch { ids, .. }) => {
-                format!("waiting for old container(s) {} to turn unhealthy", list(ids))
+                format!(
+                    "waiting for old container(s) {} to turn unhealthy",
+                    list(ids)
+                )
             }
             (Phase::ProxyWait, Action::Watch { until, .. }) => format!(
                 "waiting {} for the proxy to drop them (--wait-after-unhealthy)",
                 show(until.saturating_duration_since(Instant::now()))
             ),
-            (_, Action::Retire(ids)) => format!("stopping and removing old container(s) {}", list(ids)),
+            (_, Action::Retire(ids)) => {
+                format!("stopping and removing old container(s) {}", list(ids))
+            }
             (_, Action::Verify) => "checking the result".to_owned(),
             _ => String::new(),
         }
@@ -172,11 +188,18 @@ impl<'a> Driver<'a> {
         if let Err(error) = self.docker.run(up).await {
             return Input::Failed(brief(&error));
         }
-        let ids = match self.docker.container_ids(&self.project, &self.service).await {
+        let ids = match self
+            .docker
+            .container_ids(&self.project, &self.service)
+            .await
+        {
             Ok(ids) => ids,
             Err(error) => return Input::Failed(brief(&error)),
         };
-        let created: Vec<String> = ids.into_iter().filter(|id| !self.known.contains(id)).collect();
+        let created: Vec<String> = ids
+            .into_iter()
+            .filter(|id| !self.known.contains(id))
+            .collect();
         let mut watched = adopted.to_vec();
         watched.extend(created.iter().cloned());
         let containers = match self.fresh_inspect(&watched).await {
@@ -185,7 +208,8 @@ impl<'a> Driver<'a> {
         };
         self.reporter.containers("new", &watched);
         for container in &containers {
-            self.names.insert(container.id.clone(), container.name.clone());
+            self.names
+                .insert(container.id.clone(), container.name.clone());
         }
         self.seed(watched, &containers);
         Input::Scaled(
@@ -193,7 +217,10 @@ impl<'a> Driver<'a> {
                 .iter()
                 .map(|id| Created {
                     id: id.clone(),
-                    healthcheck: containers.iter().find(|c| &c.id == id).and_then(|c| c.healthcheck),
+                    healthcheck: containers
+                        .iter()
+                        .find(|c| &c.id == id)
+                        .and_then(|c| c.healthcheck),
                 })
                 .collect(),
         )
@@ -338,11 +365,16 @@ impl<'a> Driver<'a> {
         }
         let mut failures = Vec::new();
         while let Some(joined) = running.join_next().await {
-            let Ok((id, argv, result)) = joined else { continue };
+            let Ok((id, argv, result)) = joined else {
+                continue;
+            };
             let shown = shell_words::join(&argv);
             tracing::debug!(target: "docker", "pre-stop: {shown}");
             match result {
-                Err(_) => failures.push((id, format!("`{shown}` ran longer than {}", show(PRE_STOP_LIMIT)))),
+                Err(_) => failures.push((
+                    id,
+                    format!("`{shown}` ran longer than {}", show(PRE_STOP_LIMIT)),
+                )),
                 Ok(Err(error)) => failures.push((id, format!("cannot run `{shown}`: {error}"))),
                 Ok(Ok(output)) => {
                     let text = format!(
@@ -377,7 +409,11 @@ impl<'a> Driver<'a> {
 
     /// Removes every container of the service but the old ones, after reporting why each failed.
     async fn roll_back(&self, keep: &[String]) -> Input {
-        let ids = match self.docker.container_ids(&self.project, &self.service).await {
+        let ids = match self
+            .docker
+            .container_ids(&self.project, &self.service)
+            .await
+        {
             Ok(ids) => ids,
             Err(error) => return Input::Failed(brief(&error)),
         };
@@ -402,9 +438,13 @@ impl<'a> Driver<'a> {
         let containers = self.docker.inspect(ids).await.unwrap_or_default();
         let mut logs = JoinSet::new();
         for id in ids {
-            let command = self
-                .docker
-                .docker(["logs".to_owned(), "--tail".to_owned(), "5".to_owned(), "--".to_owned(), id.clone()]);
+            let command = self.docker.docker([
+                "logs".to_owned(),
+                "--tail".to_owned(),
+                "5".to_owned(),
+                "--".to_owned(),
+                id.clone(),
+            ]);
             let docker = self.docker.clone();
             let id = id.clone();
             logs.spawn(async move {
@@ -439,7 +479,8 @@ impl<'a> Driver<'a> {
             if let Some(text) = collected.get(id)
                 && !text.trim().is_empty()
             {
-                self.reporter.container_output(short, &format!("last log lines:\n{text}"));
+                self.reporter
+                    .container_output(short, &format!("last log lines:\n{text}"));
             }
         }
     }

@@ -110,16 +110,23 @@ pub enum Action {
     /// `docker rm -f` containers that do not serve (leftovers).
     Remove(Vec<String>),
     /// `compose up --scale SERVICE=total`, then report the containers it created.
-    Scale { total: u32 },
+    Scale {
+        total: u32,
+    },
     /// Report the statuses of these containers on every change, and `Deadline` at `until`.
-    Watch { ids: Vec<String>, until: Instant },
+    Watch {
+        ids: Vec<String>,
+        until: Instant,
+    },
     PreStop(Vec<String>),
     /// `docker stop` (their own grace period), then `docker rm`.
     Retire(Vec<String>),
     /// List every container of the service.
     Verify,
     /// Stop and remove every container of the service except these.
-    RollBack { keep: Vec<String> },
+    RollBack {
+        keep: Vec<String>,
+    },
     Finish(Outcome),
 }
 
@@ -208,7 +215,8 @@ impl Machine {
         }
         match (self.phase, input) {
             (Phase::Cleanup, Input::Begin) => {
-                let leftovers: Vec<String> = self.plan.leftovers.iter().map(|c| c.id.clone()).collect();
+                let leftovers: Vec<String> =
+                    self.plan.leftovers.iter().map(|c| c.id.clone()).collect();
                 if leftovers.is_empty() {
                     self.scale(now)
                 } else {
@@ -233,7 +241,9 @@ impl Machine {
                 self.new.extend(created);
                 self.await_health(now)
             }
-            (Phase::Scale, Input::Failed(why)) => self.roll_back(format!("the scale failed: {why}")),
+            (Phase::Scale, Input::Failed(why)) => {
+                self.roll_back(format!("the scale failed: {why}"))
+            }
 
             (Phase::Health, Input::Observed(statuses)) => {
                 self.record(statuses);
@@ -287,7 +297,10 @@ impl Machine {
                 self.notes.push(Note::Warning(format!(
                     "old container(s) {} did not turn unhealthy in time; stopping them anyway \
                      (the new containers are healthy and serving)",
-                    late.iter().map(|id| short_id(id)).collect::<Vec<_>>().join(" ")
+                    late.iter()
+                        .map(|id| short_id(id))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 )));
                 self.proxy_wait(now)
             }
@@ -315,7 +328,9 @@ impl Machine {
             }),
 
             (Phase::Rollback, Input::PreStopFinished(_)) => self.rollback_drain(now),
-            (Phase::Rollback, Input::Observed(statuses)) if self.rollback == RollbackStep::Drain => {
+            (Phase::Rollback, Input::Observed(statuses))
+                if self.rollback == RollbackStep::Drain =>
+            {
                 self.record(statuses);
                 let drained = self
                     .rollback_healthy
@@ -410,7 +425,11 @@ impl Machine {
 
     fn await_health(&mut self, now: Instant) -> Action {
         self.phase = Phase::Health;
-        let with_check: Vec<&Healthcheck> = self.new.iter().filter_map(|c| c.healthcheck.as_ref()).collect();
+        let with_check: Vec<&Healthcheck> = self
+            .new
+            .iter()
+            .filter_map(|c| c.healthcheck.as_ref())
+            .collect();
         let timeout = if with_check.is_empty() {
             self.notes.push(Note::Info(format!(
                 "the new containers have no healthcheck: waiting {} (--wait) and requiring that they keep running",
@@ -418,10 +437,16 @@ impl Machine {
             )));
             self.settings.wait_without_healthcheck
         } else if let Some(timeout) = self.settings.healthcheck_timeout {
-            self.notes.push(Note::Info(format!("health timeout {} (--healthcheck-timeout)", show(timeout))));
+            self.notes.push(Note::Info(format!(
+                "health timeout {} (--healthcheck-timeout)",
+                show(timeout)
+            )));
             timeout
         } else {
-            let slowest = with_check.iter().max_by_key(|c| c.patience()).expect("not empty");
+            let slowest = with_check
+                .iter()
+                .max_by_key(|c| c.patience())
+                .expect("not empty");
             let timeout = slowest.patience();
             self.notes.push(Note::Info(format!(
                 "health timeout {} (from the healthcheck: {})",
@@ -509,14 +534,20 @@ impl Machine {
         for container in containers {
             let id = short_id(&container.id);
             if !new.contains(&container.id) {
-                problems.push(format!("{id} ({}) should not be there", container.state.name()));
+                problems.push(format!(
+                    "{id} ({}) should not be there",
+                    container.state.name()
+                ));
             } else if !container.is_running() {
                 problems.push(format!("{id} is {}", container.state.name()));
             } else if container.healthcheck.is_some() && container.health != Health::Healthy {
                 problems.push(format!("{id} is {}", container.health.name()));
             }
         }
-        let missing = new.iter().filter(|id| !containers.iter().any(|c| &c.id == *id)).count();
+        let missing = new
+            .iter()
+            .filter(|id| !containers.iter().any(|c| &c.id == *id))
+            .count();
         if missing > 0 {
             problems.push(format!("{missing} new container(s) disappeared"));
         }
@@ -526,7 +557,10 @@ impl Machine {
                 message: format!(
                     "{} new container(s) serve ({}), {} old one(s) retired",
                     new.len(),
-                    new.iter().map(|id| short_id(id)).collect::<Vec<_>>().join(" "),
+                    new.iter()
+                        .map(|id| short_id(id))
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     self.plan.retire.len()
                 ),
             })
@@ -543,7 +577,10 @@ impl Machine {
             };
             Action::Finish(Outcome {
                 exit: Exit::Incomplete,
-                message: format!("the rollout ended in an unexpected state: {}; {fix}", problems.join(", ")),
+                message: format!(
+                    "the rollout ended in an unexpected state: {}; {fix}",
+                    problems.join(", ")
+                ),
             })
         }
     }
@@ -556,13 +593,21 @@ impl Machine {
         let running: Vec<String> = self
             .new_ids()
             .into_iter()
-            .filter(|id| self.statuses.get(id).is_some_and(|s| s.state == State::Running))
+            .filter(|id| {
+                self.statuses
+                    .get(id)
+                    .is_some_and(|s| s.state == State::Running)
+            })
             .collect();
         if self.settings.pre_stop && !running.is_empty() {
             self.rollback = RollbackStep::PreStop;
             self.rollback_healthy = running
                 .iter()
-                .filter(|id| self.statuses.get(*id).is_some_and(|s| s.health == Health::Healthy))
+                .filter(|id| {
+                    self.statuses
+                        .get(*id)
+                        .is_some_and(|s| s.health == Health::Healthy)
+                })
                 .cloned()
                 .collect();
             return Action::PreStop(running);
@@ -648,7 +693,10 @@ impl Machine {
                     State::Exited | State::Dead => format!("exited with code {}", status.exit_code),
                     other => format!("is {}", other.name()),
                 };
-                if matches!(status.state, State::Exited | State::Dead | State::Restarting) {
+                if matches!(
+                    status.state,
+                    State::Exited | State::Dead | State::Restarting
+                ) {
                     return Judgement::Failed(format!("new container {id} {how}"));
                 }
                 pending.push(format!("{id} {how}"));

@@ -34,7 +34,10 @@ fn container(id: &str, health: Health) -> Container {
 fn plan(old: &[&str], target: u32) -> Plan {
     Plan {
         leftovers: Vec::new(),
-        retire: old.iter().map(|id| container(id, Health::Healthy)).collect(),
+        retire: old
+            .iter()
+            .map(|id| container(id, Health::Healthy))
+            .collect(),
         adopted: Vec::new(),
         target,
         scale_to: old.len() as u32 + target,
@@ -73,7 +76,11 @@ fn show(action: &Action, start: Instant) -> String {
         Action::Remove(ids) => format!("rm {}", ids.join(",")),
         Action::Scale { total } => format!("scale {total}"),
         Action::Watch { ids, until } => {
-            format!("watch [{}] until {}s", ids.join(","), (*until - start).as_secs_f64())
+            format!(
+                "watch [{}] until {}s",
+                ids.join(","),
+                (*until - start).as_secs_f64()
+            )
         }
         Action::PreStop(ids) => format!("pre-stop {}", ids.join(",")),
         Action::Retire(ids) => format!("retire {}", ids.join(",")),
@@ -107,19 +114,41 @@ async fn a_rollout_with_the_drain_recipe() {
         &mut machine,
         vec![
             (0, Input::Begin, "scale 2"),
-            (1, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 7s"),
-            (0, Input::Observed(vec![status("b1", State::Running, Health::Starting)]), "watch [b1] until 7s"),
+            (
+                1,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 7s",
+            ),
+            (
+                0,
+                Input::Observed(vec![status("b1", State::Running, Health::Starting)]),
+                "watch [b1] until 7s",
+            ),
             (1, healthy("b1"), "pre-stop a1"),
             (0, Input::PreStopFinished(vec![]), "watch [a1] until 8s"),
-            (0, Input::Observed(vec![status("a1", State::Running, Health::Healthy)]), "watch [a1] until 8s"),
-            (1, Input::Observed(vec![status("a1", State::Running, Health::Unhealthy)]), "watch [] until 5s"),
+            (
+                0,
+                Input::Observed(vec![status("a1", State::Running, Health::Healthy)]),
+                "watch [a1] until 8s",
+            ),
+            (
+                1,
+                Input::Observed(vec![status("a1", State::Running, Health::Unhealthy)]),
+                "watch [] until 5s",
+            ),
             (2, Input::Deadline, "retire a1"),
             (0, Input::Done, "verify"),
-            (0, Input::Verified(vec![container("b1", Health::Healthy)]), "exit 0"),
+            (
+                0,
+                Input::Verified(vec![container("b1", Health::Healthy)]),
+                "exit 0",
+            ),
         ],
     )
     .await;
-    assert!(matches!(last, Action::Finish(Outcome { message, .. }) if message.contains("1 new container(s) serve")));
+    assert!(
+        matches!(last, Action::Finish(Outcome { message, .. }) if message.contains("1 new container(s) serve"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -128,30 +157,63 @@ async fn failures_before_the_old_containers_are_touched_roll_back() {
     let cases: Vec<(&str, Vec<(u64, Input, &str)>)> = vec![
         (
             "unhealthy at once, not at the timeout",
-            vec![(1, observed(State::Running, Health::Unhealthy), "rollback keeping a1")],
+            vec![(
+                1,
+                observed(State::Running, Health::Unhealthy),
+                "rollback keeping a1",
+            )],
         ),
-        ("exited", vec![(1, observed(State::Exited, Health::None), "rollback keeping a1")]),
-        ("removed by someone", vec![(1, Input::Observed(vec![]), "rollback keeping a1")]),
+        (
+            "exited",
+            vec![(
+                1,
+                observed(State::Exited, Health::None),
+                "rollback keeping a1",
+            )],
+        ),
+        (
+            "removed by someone",
+            vec![(1, Input::Observed(vec![]), "rollback keeping a1")],
+        ),
         (
             "never healthy",
             vec![
-                (1, observed(State::Running, Health::Starting), "watch [b1] until 6s"),
+                (
+                    1,
+                    observed(State::Running, Health::Starting),
+                    "watch [b1] until 6s",
+                ),
                 (5, Input::Deadline, "rollback keeping a1"),
             ],
         ),
-        ("SIGINT", vec![(1, Input::Interrupted(Signal::Interrupt), "rollback keeping a1")]),
+        (
+            "SIGINT",
+            vec![(
+                1,
+                Input::Interrupted(Signal::Interrupt),
+                "rollback keeping a1",
+            )],
+        ),
     ];
     for (name, steps) in cases {
         // No pre-stop: the rollback goes straight to removal (its drain is tested below).
         let mut machine = Machine::new(plan(&["a1"], 1), Settings::default());
         let mut all = vec![
             (0, Input::Begin, "scale 2"),
-            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
         ];
         all.extend(steps);
         run(&mut machine, all).await;
         let finish = machine.handle(Input::Done, Instant::now());
-        let expected = if name == "SIGINT" { Exit::Interrupted } else { Exit::RolledBack };
+        let expected = if name == "SIGINT" {
+            Exit::Interrupted
+        } else {
+            Exit::RolledBack
+        };
         assert!(
             matches!(&finish, Action::Finish(Outcome { exit, message }) if *exit == expected && message.contains("old container(s) still serve")),
             "{name}: {finish:?}"
@@ -166,7 +228,11 @@ async fn the_scale_must_create_exactly_what_was_asked() {
         &mut machine,
         vec![
             (0, Input::Begin, "scale 4"),
-            (0, Input::Scaled(vec![created("b1", true)]), "rollback keeping a1,a2"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "rollback keeping a1,a2",
+            ),
             (0, Input::Failed("docker rm: boom".into()), "exit 3"),
         ],
     )
@@ -181,7 +247,11 @@ async fn without_a_healthcheck_the_new_containers_must_keep_running() {
         &mut machine,
         vec![
             (0, Input::Begin, "scale 2"),
-            (0, Input::Scaled(vec![created("b1", false)]), "watch [b1] until 10s"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", false)]),
+                "watch [b1] until 10s",
+            ),
             (0, running(), "watch [b1] until 10s"),
             (10, Input::Deadline, "retire a1"),
         ],
@@ -193,8 +263,16 @@ async fn without_a_healthcheck_the_new_containers_must_keep_running() {
         &mut crashing,
         vec![
             (0, Input::Begin, "scale 2"),
-            (0, Input::Scaled(vec![created("b1", false)]), "watch [b1] until 10s"),
-            (3, Input::Observed(vec![status("b1", State::Exited, Health::None)]), "rollback keeping a1"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", false)]),
+                "watch [b1] until 10s",
+            ),
+            (
+                3,
+                Input::Observed(vec![status("b1", State::Exited, Health::None)]),
+                "rollback keeping a1",
+            ),
         ],
     )
     .await;
@@ -207,7 +285,11 @@ async fn past_the_pre_stop_the_rollout_finishes() {
         &mut machine,
         vec![
             (0, Input::Begin, "scale 2"),
-            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
             (1, healthy("b1"), "pre-stop a1"),
             // A signal now is noted; the drain goes on.
             (0, Input::Interrupted(Signal::Terminate), "pre-stop a1"),
@@ -220,8 +302,16 @@ async fn past_the_pre_stop_the_rollout_finishes() {
     )
     .await;
     let notes = machine.take_notes();
-    assert!(notes.iter().any(|n| matches!(n, Note::Warning(w) if w.contains("finishing the rollout"))));
-    assert!(notes.iter().any(|n| matches!(n, Note::Warning(w) if w.contains("did not turn unhealthy"))));
+    assert!(
+        notes
+            .iter()
+            .any(|n| matches!(n, Note::Warning(w) if w.contains("finishing the rollout")))
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| matches!(n, Note::Warning(w) if w.contains("did not turn unhealthy")))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -232,7 +322,11 @@ async fn a_failed_pre_stop_is_not_waited_on() {
         &mut machine,
         vec![
             (0, Input::Begin, "scale 4"),
-            (0, Input::Scaled(vec![created("b1", true), created("b2", true)]), "watch [b1,b2] until 6s"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true), created("b2", true)]),
+                "watch [b1,b2] until 6s",
+            ),
             (
                 1,
                 Input::Observed(vec![
@@ -241,8 +335,16 @@ async fn a_failed_pre_stop_is_not_waited_on() {
                 ]),
                 "pre-stop a1,a2",
             ),
-            (0, Input::PreStopFinished(vec![("a2".into(), "exit 1".into())]), "watch [a1] until 7s"),
-            (1, Input::Observed(vec![status("a1", State::Running, Health::Unhealthy)]), "watch [] until 4s"),
+            (
+                0,
+                Input::PreStopFinished(vec![("a2".into(), "exit 1".into())]),
+                "watch [a1] until 7s",
+            ),
+            (
+                1,
+                Input::Observed(vec![status("a1", State::Running, Health::Unhealthy)]),
+                "watch [] until 4s",
+            ),
         ],
     )
     .await;
@@ -256,16 +358,28 @@ async fn leftovers_go_first_and_a_first_deploy_has_nothing_to_retire() {
         ..container("x9", Health::None)
     }];
     let mut machine = Machine::new(with_leftover, Settings::default());
-    run(&mut machine, vec![(0, Input::Begin, "rm x9"), (0, Input::Done, "scale 2")]).await;
+    run(
+        &mut machine,
+        vec![(0, Input::Begin, "rm x9"), (0, Input::Done, "scale 2")],
+    )
+    .await;
 
     let mut first = Machine::new(plan(&[], 1), drain_settings());
     run(
         &mut first,
         vec![
             (0, Input::Begin, "scale 1"),
-            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
             (1, healthy("b1"), "verify"),
-            (0, Input::Verified(vec![container("b1", Health::Healthy)]), "exit 0"),
+            (
+                0,
+                Input::Verified(vec![container("b1", Health::Healthy)]),
+                "exit 0",
+            ),
         ],
     )
     .await;
@@ -278,18 +392,27 @@ async fn verification_names_what_should_not_be_there() {
         &mut machine,
         vec![
             (0, Input::Begin, "scale 2"),
-            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
             (1, healthy("b1"), "retire a1"),
             (0, Input::Done, "verify"),
             (
                 0,
-                Input::Verified(vec![container("b1", Health::Healthy), container("a1", Health::Healthy)]),
+                Input::Verified(vec![
+                    container("b1", Health::Healthy),
+                    container("a1", Health::Healthy),
+                ]),
                 "exit 3",
             ),
         ],
     )
     .await;
-    assert!(matches!(last, Action::Finish(Outcome { message, .. }) if message.contains("docker rm -f a1")));
+    assert!(
+        matches!(last, Action::Finish(Outcome { message, .. }) if message.contains("docker rm -f a1"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -303,7 +426,11 @@ async fn an_explicit_health_timeout_wins_over_the_derived_one() {
         &mut machine,
         vec![
             (0, Input::Begin, "scale 2"),
-            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 90s"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 90s",
+            ),
         ],
     )
     .await;
@@ -316,7 +443,11 @@ async fn a_rollback_drains_new_containers_a_proxy_may_already_use() {
         &mut machine,
         vec![
             (0, Input::Begin, "scale 2"),
-            (0, Input::Scaled(vec![created("b1", true), created("b2", true)]), "rollback keeping a1"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true), created("b2", true)]),
+                "rollback keeping a1",
+            ),
         ],
     )
     .await;
@@ -330,7 +461,11 @@ async fn a_rollback_drains_new_containers_a_proxy_may_already_use() {
         &mut machine,
         vec![
             (0, Input::Begin, "scale 4"),
-            (0, Input::Scaled(vec![created("b1", true), created("b2", true)]), "watch [b1,b2] until 6s"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true), created("b2", true)]),
+                "watch [b1,b2] until 6s",
+            ),
             (
                 1,
                 Input::Observed(vec![
@@ -340,9 +475,17 @@ async fn a_rollback_drains_new_containers_a_proxy_may_already_use() {
                 "watch [b1,b2] until 6s",
             ),
             // Settling, b2 dies: b1 is healthy and may serve, so it is drained before removal.
-            (1, Input::Observed(vec![status("b1", State::Running, Health::Healthy)]), "pre-stop b1"),
+            (
+                1,
+                Input::Observed(vec![status("b1", State::Running, Health::Healthy)]),
+                "pre-stop b1",
+            ),
             (0, Input::PreStopFinished(vec![]), "watch [b1] until 8s"),
-            (1, Input::Observed(vec![status("b1", State::Running, Health::Unhealthy)]), "watch [] until 5s"),
+            (
+                1,
+                Input::Observed(vec![status("b1", State::Running, Health::Unhealthy)]),
+                "watch [] until 5s",
+            ),
             (2, Input::Deadline, "rollback keeping a1,a2"),
             (0, Input::Done, "exit 1"),
         ],
@@ -357,11 +500,23 @@ async fn a_second_signal_cuts_the_rollback_drain_short() {
         &mut machine,
         vec![
             (0, Input::Begin, "scale 2"),
-            (0, Input::Scaled(vec![created("b1", true)]), "watch [b1] until 6s"),
-            (1, Input::Observed(vec![status("b1", State::Running, Health::Starting)]), "watch [b1] until 6s"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (
+                1,
+                Input::Observed(vec![status("b1", State::Running, Health::Starting)]),
+                "watch [b1] until 6s",
+            ),
             (0, Input::Interrupted(Signal::Interrupt), "pre-stop b1"),
             (0, Input::PreStopFinished(vec![]), "watch [] until 3s"),
-            (0, Input::Interrupted(Signal::Interrupt), "rollback keeping a1"),
+            (
+                0,
+                Input::Interrupted(Signal::Interrupt),
+                "rollback keeping a1",
+            ),
             (0, Input::Done, "exit 130"),
         ],
     )

@@ -43,6 +43,11 @@ impl Reporter {
         }
         fields["event"] = json!(kind);
         fields["elapsed_ms"] = json!(self.elapsed().as_millis() as u64);
+        // Wall-clock time, comparable with the `timeNano` of `docker events`.
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        fields["time_ms"] = json!(unix.as_millis() as u64);
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "{fields}");
         let _ = stdout.flush();

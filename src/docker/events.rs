@@ -58,7 +58,7 @@ pub fn parse_line(line: &str) -> Option<Event> {
     }
     // Docker writes "health_status: healthy"; newer engines may append details after the status.
     let change = if let Some(status) = raw.action.strip_prefix("health_status:") {
-        Change::Health(Health::parse(status.trim().split_whitespace().next()?))
+        Change::Health(Health::parse(status.split_whitespace().next()?))
     } else {
         match raw.action.as_str() {
             "start" => Change::Started,

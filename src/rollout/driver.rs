@@ -415,7 +415,12 @@ impl<'a> Driver<'a> {
             .await
         {
             Ok(ids) => ids,
-            Err(error) => return Input::Failed(brief(&error)),
+            Err(error) => {
+                return Input::RollbackFailed {
+                    left: Vec::new(),
+                    why: format!("cannot list the service's containers: {}", brief(&error)),
+                };
+            }
         };
         let doomed: Vec<String> = ids.into_iter().filter(|id| !keep.contains(id)).collect();
         if doomed.is_empty() {
@@ -429,7 +434,10 @@ impl<'a> Driver<'a> {
         remove.extend(doomed.iter().cloned());
         match self.docker.run(self.docker.docker(remove)).await {
             Ok(_) => Input::Done,
-            Err(error) => Input::Failed(brief(&error)),
+            Err(error) => Input::RollbackFailed {
+                left: doomed,
+                why: brief(&error),
+            },
         }
     }
 

@@ -103,6 +103,11 @@ pub enum Input {
     Interrupted(Signal),
     /// Every container of the service, after retirement.
     Verified(Vec<Container>),
+    /// Removing the new containers failed; these are left.
+    RollbackFailed {
+        left: Vec<String>,
+        why: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -362,15 +367,17 @@ impl Machine {
                     ),
                 })
             }
-            (Phase::Rollback, Input::Failed(why)) => {
+            (Phase::Rollback, Input::RollbackFailed { left, why }) => {
                 self.phase = Phase::Done;
+                let left: Vec<&str> = left.iter().map(|id| short_id(id)).collect();
                 Action::Finish(Outcome {
                     exit: Exit::Incomplete,
                     message: format!(
-                        "{}; rolling back failed too: {why}. The old containers were not touched; \
-                         remove what is left of the new ones with docker rm -f {}",
+                        "{}; rolling back failed too: {why}. The old containers were not touched and serve; \
+                         new container(s) left: {}; fix: docker rm -f {}",
                         self.failure.clone().unwrap_or_default(),
-                        self.new_ids().join(" ")
+                        left.join(" "),
+                        left.join(" ")
                     ),
                 })
             }
@@ -394,10 +401,17 @@ impl Machine {
             return self.current.clone().expect("rolling back");
         }
         if self.phase.past_point_of_no_return() {
+            if self.signal.is_some() && matches!(self.phase, Phase::Drain | Phase::ProxyWait) {
+                // Asked twice: stop waiting for the drain and retire the old containers now.
+                self.notes.push(Note::Warning(
+                    "interrupted again: retiring the old containers without waiting further".into(),
+                ));
+                return self.retire();
+            }
             if self.signal.is_none() {
                 self.notes.push(Note::Warning(
                     "interrupted after the old containers began to drain: finishing the rollout, \
-                     since the new containers already serve (interrupt again to abort at once)"
+                     since the new containers already serve (interrupt again to stop waiting and retire them now)"
                         .into(),
                 ));
             }
@@ -495,6 +509,10 @@ impl Machine {
             self.notes.push(Note::Warning(
                 "the old containers have no healthcheck, so they cannot turn unhealthy: not waiting for it".into(),
             ));
+            return self.proxy_wait(now);
+        }
+        if self.draining_ids().is_empty() {
+            // Every pre-stop failed: nothing will turn unhealthy.
             return self.proxy_wait(now);
         }
         let timeout = self.settings.drain_timeout.unwrap_or_else(|| {

@@ -154,7 +154,8 @@ async fn a_rollout_with_the_drain_recipe() {
 #[tokio::test(start_paused = true)]
 async fn failures_before_the_old_containers_are_touched_roll_back() {
     let observed = |state, health| Input::Observed(vec![status("b1", state, health)]);
-    let cases: Vec<(&str, Vec<(u64, Input, &str)>)> = vec![
+    type Steps = Vec<(u64, Input, &'static str)>;
+    let cases: Vec<(&str, Steps)> = vec![
         (
             "unhealthy at once, not at the timeout",
             vec![(
@@ -233,7 +234,14 @@ async fn the_scale_must_create_exactly_what_was_asked() {
                 Input::Scaled(vec![created("b1", true)]),
                 "rollback keeping a1,a2",
             ),
-            (0, Input::Failed("docker rm: boom".into()), "exit 3"),
+            (
+                0,
+                Input::RollbackFailed {
+                    left: vec!["b1".into()],
+                    why: "docker rm: boom".into(),
+                },
+                "exit 3",
+            ),
         ],
     )
     .await;

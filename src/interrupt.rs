@@ -39,7 +39,9 @@ impl Interrupts {
     }
 }
 
-/// The CLI holds the other end; when it closes it (it got a signal), stop as for SIGTERM.
+/// The CLI holds the other end and closes it when it got SIGINT or SIGTERM without a terminal.
+/// It does not say which: this counts as an interrupt (exit 130), the usual case being Ctrl-C or
+/// a job runner's SIGINT passed on by `docker`.
 fn watch_plugin_socket(name: String, sender: mpsc::UnboundedSender<Signal>) {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixStream};
@@ -64,7 +66,10 @@ fn watch_plugin_socket(name: String, sender: mpsc::UnboundedSender<Signal>) {
         loop {
             match stream.read(&mut buffer).await {
                 Ok(0) | Err(_) => {
-                    let _ = sender.send(Signal::Terminate);
+                    // A terminal's Ctrl-C reaches this process too, and its own handler names the
+                    // signal; give it a moment to arrive first.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let _ = sender.send(Signal::Interrupt);
                     break;
                 }
                 Ok(_) => continue,

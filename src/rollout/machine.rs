@@ -415,10 +415,10 @@ impl Machine {
                         .into(),
                 ));
             }
-            self.signal = Some(signal);
+            self.signal.get_or_insert(signal);
             return self.current.clone().expect("a running phase has an action");
         }
-        self.signal = Some(signal);
+        self.signal.get_or_insert(signal);
         let what = match signal {
             Signal::Interrupt => "interrupted (SIGINT)",
             Signal::Terminate => "terminated (SIGTERM)",

@@ -1,6 +1,9 @@
 //! Requests to stop: SIGINT, SIGTERM, and (run as a Docker CLI plugin) the CLI closing the plugin
 //! socket, which is how `docker` passes on a signal it received when no terminal is attached.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -14,14 +17,17 @@ impl Interrupts {
     /// Installs the handlers; from here on a signal no longer kills the process but is delivered.
     pub fn install() -> std::io::Result<Interrupts> {
         let (sender, receiver) = mpsc::unbounded_channel();
+        let signalled = Arc::new(AtomicBool::new(false));
         for (kind, meaning) in [
             (SignalKind::interrupt(), Signal::Interrupt),
             (SignalKind::terminate(), Signal::Terminate),
         ] {
             let mut stream = signal(kind)?;
             let sender = sender.clone();
+            let signalled = signalled.clone();
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
+                    signalled.store(true, Ordering::SeqCst);
                     if sender.send(meaning).is_err() {
                         break;
                     }
@@ -29,7 +35,7 @@ impl Interrupts {
             });
         }
         if let Some(socket) = std::env::var_os("DOCKER_CLI_PLUGIN_SOCKET") {
-            watch_plugin_socket(socket.to_string_lossy().into_owned(), sender);
+            watch_plugin_socket(socket.to_string_lossy().into_owned(), sender, signalled);
         }
         Ok(Interrupts { receiver })
     }
@@ -42,7 +48,11 @@ impl Interrupts {
 /// The CLI holds the other end and closes it when it got SIGINT or SIGTERM without a terminal.
 /// It does not say which: this counts as an interrupt (exit 130), the usual case being Ctrl-C or
 /// a job runner's SIGINT passed on by `docker`.
-fn watch_plugin_socket(name: String, sender: mpsc::UnboundedSender<Signal>) {
+fn watch_plugin_socket(
+    name: String,
+    sender: mpsc::UnboundedSender<Signal>,
+    signalled: Arc<AtomicBool>,
+) {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixStream};
     use tokio::io::AsyncReadExt;
@@ -66,10 +76,12 @@ fn watch_plugin_socket(name: String, sender: mpsc::UnboundedSender<Signal>) {
         loop {
             match stream.read(&mut buffer).await {
                 Ok(0) | Err(_) => {
-                    // A terminal's Ctrl-C reaches this process too, and its own handler names the
-                    // signal; give it a moment to arrive first.
+                    // A signal to the whole process group reaches this process too, and names
+                    // itself: give it a moment to arrive, and then the closed socket is no news.
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    let _ = sender.send(Signal::Interrupt);
+                    if !signalled.load(Ordering::SeqCst) {
+                        let _ = sender.send(Signal::Interrupt);
+                    }
                     break;
                 }
                 Ok(_) => continue,

@@ -1,16 +1,17 @@
 //! One run: read (Compose, containers, an interrupted run's journal) → plan → apply. Nothing
 //! changes before the plan is accepted; every refusal before that point is exit 2.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::Cli;
 use crate::docker::command::ComposeCli;
 use crate::docker::compose::{self, ProjectConfig};
+use crate::docker::container::Container;
 use crate::docker::{Docker, DockerError};
 use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::journal::Journal;
-use crate::lock::StateDir;
+use crate::lock::{Lock, StateDir};
 use crate::plan::{Snapshot, plan};
 use crate::report::Reporter;
 use crate::rollout::driver::Driver;
@@ -26,23 +27,33 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     };
     let mut docker = Docker::new(cli.globals(), cli.project_args());
 
-    // The compose calls are the slow ones (~150 ms each): ask all three at once, assuming the
-    // v2 plugin, and ask again only if it turns out to be missing.
-    let (plugin, config, hash) = tokio::join!(
-        docker.run(docker.docker(["compose", "version", "--short"])),
-        read_config(&docker),
-        docker.run(docker.compose(["config", "--hash", service.as_str()])),
-    );
-    let (config, hash) = match detect_compose(&docker, plugin).await? {
-        ComposeCli::Plugin => (config?, hash),
-        standalone => {
-            docker.use_compose(standalone);
-            let config = read_config(&docker).await?;
-            let hash = docker
-                .run(docker.compose(["config", "--hash", service.as_str()]))
-                .await;
-            (config, hash)
+    // Known before Compose answers when given by -p or COMPOSE_PROJECT_NAME: then the lock is
+    // taken first and the containers are listed while Compose reads the project.
+    let named = cli
+        .project_name
+        .clone()
+        .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
+        .filter(|name| !name.is_empty());
+    let early_lock = match &named {
+        Some(project) => Some(lock(&docker, project, &service)?),
+        None => None,
+    };
+    let (config, early_containers) = tokio::join!(read_config(&docker), async {
+        match &named {
+            Some(project) => Some(docker.containers(project, &service).await),
+            None => None,
         }
+    });
+    let config = match config {
+        Ok(config) => config,
+        // Was it Compose that is missing, or the project that is wrong?
+        Err(failure) => match detect_compose(&docker).await? {
+            ComposeCli::Plugin => return Err(failure),
+            standalone => {
+                docker.use_compose(standalone);
+                read_config(&docker).await?
+            }
+        },
     };
     let Some(service_config) = config.services.get(&service).cloned() else {
         let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
@@ -53,20 +64,18 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
         )));
     };
     let project = config.name.clone();
-
-    let state = StateDir::new(&docker.globals().endpoint(), &project, &service);
-    let _lock = state.lock().map_err(|holder| {
-        Failure::usage(format!(
-            "another docker-reroll ({holder}) is rolling service '{service}' of project '{project}': \
-             wait for it to finish, then run again"
-        ))
-    })?;
+    let (state, _lock) = match early_lock {
+        Some(early) if named.as_deref() == Some(project.as_str()) => early,
+        _ => lock(&docker, &project, &service)?,
+    };
     let journal_file = state.journal();
 
-    let containers = docker.containers(&project, &service).await;
-    let containers = containers.map_err(unreachable_or("listing the service's containers"))?;
-    let hash = hash.map_err(unreachable_or("asking Compose for the config hash"))?;
-    let config_hash = compose::parse_hash(&hash.stdout, &service).unwrap_or_default();
+    let containers = match early_containers {
+        Some(listed) if named.as_deref() == Some(project.as_str()) => listed,
+        _ => docker.containers(&project, &service).await,
+    }
+    .map_err(unreachable_or("listing the service's containers"))?;
+    let config_hash = current_hash(&docker, &service, &containers).await?;
 
     let snapshot = Snapshot {
         project: project.clone(),
@@ -152,11 +161,45 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     Ok(outcome.exit)
 }
 
-async fn detect_compose(
+/// The config hash new containers get, asked of Compose only when it decides something: when the
+/// running containers carry two different hashes (an interrupted rollout). Otherwise all of them
+/// are rolled, whatever their hash.
+async fn current_hash(
     docker: &Docker,
-    plugin: Result<crate::docker::command::Output, DockerError>,
-) -> Result<ComposeCli, Failure> {
-    match plugin {
+    service: &str,
+    containers: &[Container],
+) -> Result<String, Failure> {
+    let running: BTreeSet<&str> = containers
+        .iter()
+        .filter(|c| c.is_running())
+        .map(|c| c.config_hash.as_str())
+        .collect();
+    if running.len() < 2 {
+        return Ok(running.into_iter().next().unwrap_or_default().to_owned());
+    }
+    let output = docker
+        .run(docker.compose(["config", "--hash", service]))
+        .await
+        .map_err(unreachable_or("asking Compose for the config hash"))?;
+    Ok(compose::parse_hash(&output.stdout, service).unwrap_or_default())
+}
+
+fn lock(docker: &Docker, project: &str, service: &str) -> Result<(StateDir, Lock), Failure> {
+    let state = StateDir::new(&docker.globals().endpoint(), project, service);
+    let lock = state.lock().map_err(|holder| {
+        Failure::usage(format!(
+            "another docker-reroll ({holder}) is rolling service '{service}' of project '{project}': \
+             wait for it to finish, then run again"
+        ))
+    })?;
+    Ok((state, lock))
+}
+
+async fn detect_compose(docker: &Docker) -> Result<ComposeCli, Failure> {
+    match docker
+        .run(docker.docker(["compose", "version", "--short"]))
+        .await
+    {
         Ok(output) if compose::major_version(&output.stdout).is_some_and(|v| v >= 2) => {
             return Ok(ComposeCli::Plugin);
         }

@@ -278,10 +278,10 @@ impl Scenario {
         let mut rules = self.overrides.clone();
         match self.compose {
             Compose::Plugin => rules.push(on("compose version --short").stdout("2.40.3\n")),
-            Compose::Missing | Compose::Standalone(_) => rules.push(
-                on("compose version")
-                    .fails("docker: unknown command: docker compose\n\nRun 'docker --help' for more information"),
-            ),
+            // Without the plugin, docker rejects every `docker compose …`, as the real one does.
+            Compose::Missing | Compose::Standalone(_) => rules.push(on("compose").fails(
+                "docker: unknown command: docker compose\n\nRun 'docker --help' for more information",
+            )),
         }
         if let Compose::Standalone(version) = self.compose {
             rules.push(on("docker-compose version --short").stdout(&format!("{version}\n")));

@@ -10,7 +10,7 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 
 use super::Docker;
-use super::container::{Health, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
+use super::container::Health;
 
 /// What an event says about one container.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,19 +84,18 @@ impl Docker {
     /// Subscribes to the service's container events. Subscribe before the inspect that gives the
     /// starting point, so no change can fall between the two.
     pub fn subscribe(&self, project: &str, service: &str) -> std::io::Result<Subscription> {
-        let mut command = self.docker([
-            "events".to_owned(),
-            "--format".to_owned(),
-            "{{json .}}".to_owned(),
-            "--filter".to_owned(),
-            "type=container".to_owned(),
-            "--filter".to_owned(),
-            format!("label={PROJECT_LABEL}={project}"),
-            "--filter".to_owned(),
-            format!("label={SERVICE_LABEL}={service}"),
-            "--filter".to_owned(),
-            format!("label={ONEOFF_LABEL}=False"),
-        ]);
+        let mut args: Vec<String> = [
+            "events",
+            "--format",
+            "{{json .}}",
+            "--filter",
+            "type=container",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        args.extend(super::service::label_filters(project, service));
+        let mut command = self.docker(args);
         tracing::debug!(target: "docker", "{} (streaming)", super::command::show(&command));
         let mut child = command
             .stdin(Stdio::null())

@@ -4,26 +4,31 @@
 use super::container::{Container, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, parse_inspect};
 use super::{Docker, DockerError};
 
+/// `--filter label=…` for the service's own containers: not another project's service of the same
+/// name, not `compose run` one-offs.
+pub fn label_filters(project: &str, service: &str) -> Vec<String> {
+    [
+        format!("label={PROJECT_LABEL}={project}"),
+        format!("label={SERVICE_LABEL}={service}"),
+        format!("label={ONEOFF_LABEL}=False"),
+    ]
+    .into_iter()
+    .flat_map(|filter| ["--filter".to_owned(), filter])
+    .collect()
+}
+
 impl Docker {
     pub async fn container_ids(
         &self,
         project: &str,
         service: &str,
     ) -> Result<Vec<String>, DockerError> {
-        let output = self
-            .run(self.docker([
-                "ps".to_owned(),
-                "--all".to_owned(),
-                "--quiet".to_owned(),
-                "--no-trunc".to_owned(),
-                "--filter".to_owned(),
-                format!("label={PROJECT_LABEL}={project}"),
-                "--filter".to_owned(),
-                format!("label={SERVICE_LABEL}={service}"),
-                "--filter".to_owned(),
-                format!("label={ONEOFF_LABEL}=False"),
-            ]))
-            .await?;
+        let mut args: Vec<String> = ["ps", "--all", "--quiet", "--no-trunc"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        args.extend(label_filters(project, service));
+        let output = self.run(self.docker(args)).await?;
         Ok(output
             .stdout
             .split_whitespace()

@@ -86,6 +86,10 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
         journal: journal_file.load(),
     };
     let plan = plan(&snapshot).map_err(Failure::usage)?;
+    if cli.dry_run {
+        reporter.plan(&service, &project, &plan);
+        return Ok(Exit::Done);
+    }
     let events = docker
         .subscribe(&project, &service)
         .map_err(|e| Failure::usage(format!("cannot run docker events: {e}")))?;

@@ -64,7 +64,7 @@ pub struct Cli {
     #[arg(long, value_name = "TEMPLATE", value_parser = template)]
     pub pre_stop_cmd: Option<Template>,
     /// After the pre-stop command, wait until the old containers report unhealthy.
-    #[arg(long)]
+    #[arg(long, requires = "pre_stop_cmd")]
     pub pre_stop_wait_until_unhealthy: bool,
     /// How long the old containers may take to turn unhealthy (default: from their healthcheck).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
@@ -73,6 +73,10 @@ pub struct Cli {
     /// proxy to drop them; Traefik applies changes at most every 2s).
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
     pub wait_after_unhealthy: Duration,
+
+    /// Print what would be done (containers to remove, add and retire) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// Write one JSON object per event on stdout.
     #[arg(long, help_heading = "Output")]

@@ -48,13 +48,16 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            // One line: clap's first, which names the problem, and where to look for the fix.
+            // One line: clap's message up to its usage block, and where to look for the fix.
             let rendered = error.render().to_string();
             let first = rendered
                 .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ");
+                .take_while(|line| !line.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.trim_start_matches("error: ");
             eprintln!("docker-reroll: error: {first} (see docker-reroll --help)");
             return ExitCode::from(Exit::Usage.code());
         }

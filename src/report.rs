@@ -8,8 +8,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::docker::container::Container;
 use crate::duration::show;
 use crate::exit::Exit;
+use crate::plan::Plan;
 use crate::rollout::Phase;
 
 pub struct Reporter {
@@ -69,6 +71,67 @@ impl Reporter {
         self.event(
             "start",
             json!({ "service": service, "project": project, "message": detail }),
+        );
+    }
+
+    /// `--dry-run`: what the rollout would do.
+    pub fn plan(&self, service: &str, project: &str, plan: &Plan) {
+        let list = |containers: &[Container]| {
+            containers
+                .iter()
+                .map(|c| format!("{} ({})", c.name, c.short_id()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut steps = Vec::new();
+        if !plan.leftovers.is_empty() {
+            steps.push(format!(
+                "remove stopped leftover(s): {}",
+                list(&plan.leftovers)
+            ));
+        }
+        if !plan.adopted.is_empty() {
+            steps.push(format!(
+                "keep as new (from an interrupted run): {}",
+                list(&plan.adopted)
+            ));
+        }
+        if plan.to_create() > 0 {
+            steps.push(format!(
+                "scale {service} to {} containers, creating {} new one(s)",
+                plan.scale_to,
+                plan.to_create()
+            ));
+        }
+        steps.push(format!(
+            "wait until {} new container(s) are healthy",
+            plan.target
+        ));
+        if !plan.retire.is_empty() {
+            steps.push(format!("drain and retire: {}", list(&plan.retire)));
+        }
+        if let Some(recovery) = &plan.recovery {
+            self.info(recovery);
+        }
+        self.line(
+            "dry run",
+            &format!("{service} (project {project}), nothing is changed:"),
+        );
+        for (number, step) in steps.iter().enumerate() {
+            self.line("", &format!("{}. {step}", number + 1));
+        }
+        self.event(
+            "plan",
+            json!({
+                "service": service,
+                "project": project,
+                "remove": plan.leftovers.iter().map(|c| &c.id).collect::<Vec<_>>(),
+                "retire": plan.retire.iter().map(|c| &c.id).collect::<Vec<_>>(),
+                "adopt": plan.adopted.iter().map(|c| &c.id).collect::<Vec<_>>(),
+                "scale_to": plan.scale_to,
+                "create": plan.to_create(),
+                "target": plan.target,
+            }),
         );
     }
 

@@ -875,3 +875,23 @@ fn answers_docker_cli_plugin_metadata_with_its_version() {
     assert_eq!(metadata["SchemaVersion"], "0.1.0");
     assert!(run.calls.is_empty(), "{run}");
 }
+
+#[test]
+fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let run = Scenario::new().run(&["--dry-run", "web"]);
+    run.assert_exit(0)
+        .assert_stderr("nothing is changed")
+        .assert_stderr("scale web to 2 containers, creating 1 new one(s)")
+        .assert_stderr("drain and retire");
+    assert!(run.mutating().is_empty(), "{run}");
+}
+
+#[test]
+fn waiting_until_unhealthy_needs_a_pre_stop_command() {
+    Scenario::new()
+        .run(&["--pre-stop-wait-until-unhealthy", "web"])
+        .assert_refused(
+            "the following required arguments were not provided",
+            "--pre-stop-cmd",
+        );
+}

@@ -1,0 +1,473 @@
+//! End-to-end proof against a real Docker engine: the examples in `examples/`, a real proxy under
+//! a steady load, and the built binary. Every rollout must fail zero requests.
+//!
+//! Needs a reachable engine with Compose v2 (tests/setup.sh installs everything). Without one
+//! these tests fail; `REROLL_SKIP_E2E=1` skips them with a warning, except when `CI` is set.
+
+#[path = "e2e/mod.rs"]
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::cmd::{command, docker_ok, run};
+use harness::containers::{self, assert_exactly};
+use harness::load::Load;
+use harness::plugin::{create_context, install_plugins};
+use harness::preflight::{begin, repo_root};
+use harness::readme::documented_command;
+use harness::releases::{EXITS_AT_START, NEVER_HEALTHY, SLOW_START};
+use harness::report;
+use harness::scenario::{APP, Scenario};
+use harness::steps::{
+    LOAD_LIMIT, ROLL_LIMIT, SETTLE, VERSION_B, assert_exit, assert_no_failures, assert_only_old,
+    documented_args, roll_under_load, strs, with_options, with_service,
+};
+use harness::tool;
+
+async fn rollout_with_drain(replicas: usize) {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let name = format!("rollout{replicas}");
+    let scenario = Scenario::start("haproxy", &name, replicas).await;
+    let args = documented_args(&scenario);
+
+    let (finished, tally) = roll_under_load(&scenario, &args).await;
+
+    report(&format!(
+        "{name}: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, &name);
+    assert_no_failures(&scenario, &tally, &name).await;
+    assert!(
+        tally.answered("a") > 0 && tally.answered("b") > 0,
+        "both versions should have answered: {tally}"
+    );
+    assert_exactly(&scenario.app_containers().await, replicas, "b");
+}
+
+/// Scenario 1: the documented HAProxy recipe rolls one replica without a failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolls_one_replica_without_failed_requests() {
+    rollout_with_drain(1).await;
+}
+
+/// Scenario 1: … and four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolls_four_replicas_without_failed_requests() {
+    rollout_with_drain(4).await;
+}
+
+/// Scenario 2: a release that never turns healthy is rolled back at the health timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolls_back_a_release_that_never_turns_healthy() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "neverhealthy", 2).await;
+    let before = scenario.app_containers().await;
+    scenario.write_override(NEVER_HEALTHY);
+    let args = with_options(
+        &documented_args(&scenario),
+        &["--healthcheck-timeout", "8s"],
+    );
+
+    let (finished, tally) = roll_under_load(&scenario, &args).await;
+
+    report(&format!(
+        "neverhealthy: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 1, "never healthy");
+    assert_no_failures(&scenario, &tally, "never healthy").await;
+    assert_eq!(
+        tally.answered("b"),
+        0,
+        "the proxy routed to the unhealthy release: {tally}"
+    );
+    assert_only_old(&before, &scenario.app_containers().await);
+}
+
+/// Scenario 3: a release whose container exits at start fails fast, not at the health timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_fast_when_the_new_container_exits() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "exits", 2).await;
+    let before = scenario.app_containers().await;
+    scenario.write_override(EXITS_AT_START);
+    let args = with_options(
+        &documented_args(&scenario),
+        &["--healthcheck-timeout", "100s"],
+    );
+
+    let (finished, tally) = roll_under_load(&scenario, &args).await;
+
+    report(&format!(
+        "exits: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 1, "exits at start");
+    assert!(
+        finished.elapsed < Duration::from_secs(30),
+        "an exited container should fail the rollout at once, not at the 100 s timeout: {}",
+        finished.transcript()
+    );
+    assert_no_failures(&scenario, &tally, "exits at start").await;
+    assert_only_old(&before, &scenario.app_containers().await);
+}
+
+/// Scenario 4: Ctrl-C while waiting for health rolls back and exits 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_during_health_wait_rolls_back() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "sigint", 2).await;
+    let before = scenario.app_containers().await;
+    scenario.write_override(SLOW_START);
+    let args = documented_args(&scenario);
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+    let running = tool::spawn(scenario.dir(), &strs(&args), &env);
+    containers::wait_for_count(&scenario.project, APP, 4, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // the new ones are `starting` for 6 s
+    running.interrupt();
+    let finished = running.finish(Duration::from_secs(60)).await;
+    tokio::time::sleep(SETTLE).await;
+    let tally = load.stop().await;
+
+    report(&format!(
+        "sigint: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 130, "SIGINT");
+    assert_no_failures(&scenario, &tally, "SIGINT").await;
+    assert_only_old(&before, &scenario.app_containers().await);
+}
+
+/// Scenario 5: after the tool is killed (-9) while waiting for health, running it again finishes
+/// the rollout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_recovers_from_a_killed_one() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "kill9", 2).await;
+    scenario.write_override(SLOW_START);
+    let args = documented_args(&scenario);
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+    let running = tool::spawn(scenario.dir(), &strs(&args), &env);
+    containers::wait_for_count(&scenario.project, APP, 4, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    running.kill_hard();
+    let killed_group = running.pid;
+    let killed = running.finish(Duration::from_secs(10)).await;
+    let second = tool::run(scenario.dir(), &strs(&args), &env, ROLL_LIMIT).await;
+    // Not part of the crash: what the dead tool left running must not outlive the test.
+    tool::kill_process_group(killed_group);
+    tokio::time::sleep(SETTLE).await;
+    let tally = load.stop().await;
+
+    report(&format!(
+        "kill9: second run {:.1}s; load: {tally}",
+        second.elapsed.as_secs_f64()
+    ));
+    assert_eq!(
+        killed.code, None,
+        "the first run should have died of SIGKILL"
+    );
+    assert_exit(&second, 0, "second run after kill -9");
+    assert_no_failures(&scenario, &tally, "kill -9 and rerun").await;
+    assert_exactly(&scenario.app_containers().await, 2, "b");
+}
+
+/// Scenario 6: a second run while one is running is refused (exit 2); the first one finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_concurrent_run() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "concurrent", 2).await;
+    scenario.write_override(SLOW_START);
+    let args = documented_args(&scenario);
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+    let first = tool::spawn(scenario.dir(), &strs(&args), &env);
+    containers::wait_for_count(&scenario.project, APP, 4, Duration::from_secs(60)).await;
+    let second = tool::run(scenario.dir(), &strs(&args), &env, Duration::from_secs(60)).await;
+    let first = first.finish(ROLL_LIMIT).await;
+    tokio::time::sleep(SETTLE).await;
+    let tally = load.stop().await;
+
+    report(&format!(
+        "concurrent: second refused after {:.1}s, first {:.1}s; load: {tally}",
+        second.elapsed.as_secs_f64(),
+        first.elapsed.as_secs_f64()
+    ));
+    assert_exit(&second, 2, "second, concurrent run");
+    assert_exit(&first, 0, "first run");
+    assert_no_failures(&scenario, &tally, "concurrent run").await;
+    assert_exactly(&scenario.app_containers().await, 2, "b");
+}
+
+/// Scenario 7: the first deploy of a service that is not running returns once it is healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_deploy_returns_once_healthy() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::new("haproxy", "firstdeploy");
+    scenario
+        .compose_ok(&["up", "--detach", "haproxy"], &[])
+        .await;
+    assert!(scenario.app_containers().await.is_empty());
+    let args = documented_args(&scenario);
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+
+    let finished = tool::run(scenario.dir(), &strs(&args), &env, ROLL_LIMIT).await;
+    let right_after = scenario.app_containers().await;
+
+    report(&format!(
+        "firstdeploy: tool {:.1}s",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, "first deploy");
+    assert_exactly(&right_after, 1, "b");
+    scenario.wait_until_served().await;
+}
+
+/// Scenario 8: with one of two old containers exited, the rollout ends with one new container
+/// (as many as were running) and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolls_when_an_old_container_has_exited() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "exited", 2).await;
+    let old = scenario.app_containers().await;
+    docker_ok(&["stop", &old[0].id], Path::new("/")).await;
+    // Let the proxy notice, so that the load measures the rollout and not this stop.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    scenario.wait_until_served().await;
+    let args = documented_args(&scenario);
+
+    let (finished, tally) = roll_under_load(&scenario, &args).await;
+
+    report(&format!(
+        "exited: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, "with an exited old container");
+    assert_no_failures(&scenario, &tally, "with an exited old container").await;
+    assert_exactly(&scenario.app_containers().await, 1, "b");
+}
+
+/// Scenario 9: bad input is refused with exit 2 before anything changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_bad_input_without_changing_anything() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::new("haproxy", "badinput");
+    let fixed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("no free port");
+        listener.local_addr().expect("no address").port()
+    };
+    // Two services that cannot scale: one with a fixed name, one with a fixed host port.
+    scenario.write_override(&format!(
+        r#"
+services:
+  named:
+    image: busybox:1.36
+    init: true
+    command: ["sleep", "3600"]
+    container_name: {project}-named
+  ported:
+    image: busybox:1.36
+    init: true
+    command: ["sleep", "3600"]
+    ports:
+      - "{fixed_port}:80"
+"#,
+        project = scenario.project
+    ));
+    scenario
+        .compose_ok(&["up", "--detach", "--wait"], &[])
+        .await;
+    let before = containers::project_ids(&scenario.project).await;
+    let args = documented_args(&scenario);
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+
+    let no_env = None;
+    let cases = [
+        ("unknown service", with_service(&args, "nosuch"), no_env),
+        ("container_name", with_service(&args, "named"), no_env),
+        ("fixed host port", with_service(&args, "ported"), no_env),
+        (
+            "missing compose file",
+            with_options(&args, &["--file", "/nonexistent/compose.yaml"]),
+            no_env,
+        ),
+        (
+            "unreachable daemon",
+            args.clone(),
+            Some(("DOCKER_HOST", "tcp://127.0.0.1:1")),
+        ),
+    ];
+    for (what, case_args, extra_env) in cases {
+        let mut case_env = env.clone();
+        case_env.extend(extra_env);
+        let finished = tool::run(scenario.dir(), &strs(&case_args), &case_env, ROLL_LIMIT).await;
+        report(&format!("badinput: {what}: exit {:?}", finished.code));
+        assert_exit(&finished, 2, what);
+        assert_eq!(
+            containers::project_ids(&scenario.project).await,
+            before,
+            "{what}: containers changed"
+        );
+    }
+}
+
+/// Scenario 10: the harness is not blind: a plain `docker compose up -d` of a new version, which
+/// recreates the containers in place, fails requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_compose_up_fails_requests() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "blind", 2).await;
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+
+    scenario.compose_ok(&["up", "--detach"], &VERSION_B).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tally = load.stop().await;
+
+    report(&format!(
+        "plain compose up -d (must fail requests): {tally}"
+    ));
+    assert!(
+        tally.failed > 0,
+        "plain `docker compose up -d` showed no failed request: the load cannot see downtime: {tally}"
+    );
+    assert!(tally.answered("b") > 0, "version b never answered: {tally}");
+}
+
+/// The drain recipe is what makes the rollout safe, and the load sees it: the same rollout
+/// without the pre-stop drain and waits stops old containers the proxy still routes to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_without_the_drain_recipe_fails_requests() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "nodrain", 2).await;
+    let bare = [APP.to_owned()];
+
+    let (finished, tally) = roll_under_load(&scenario, &bare).await;
+
+    report(&format!("no drain (must fail requests): {tally}"));
+    assert_exit(&finished, 0, "rollout without drain");
+    assert!(
+        tally.failed > 0,
+        "a rollout without the drain recipe showed no failed request: the load cannot see a \
+         container stopped while in rotation: {tally}"
+    );
+}
+
+/// Scenario 11: as a Docker CLI plugin, `docker --context NAME reroll` works on that context's
+/// engine. The CLI's current context is a dead one, so any call that ignored `--context` fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_follows_the_docker_context() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "context", 2).await;
+    let config = tempfile::tempdir().expect("no temporary directory");
+    install_plugins(config.path());
+    let engine = std::env::var("DOCKER_HOST").unwrap_or("unix:///var/run/docker.sock".into());
+    create_context(config.path(), "reroll-e2e", &engine, false).await;
+    create_context(config.path(), "reroll-e2e-dead", "tcp://127.0.0.1:1", true).await;
+    let config_env = [(
+        "DOCKER_CONFIG",
+        config.path().to_str().expect("path not UTF-8"),
+    )];
+
+    let mut argv = vec![
+        "--context".to_owned(),
+        "reroll-e2e".to_owned(),
+        "reroll".to_owned(),
+    ];
+    argv.extend(documented_args(&scenario));
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+    env.extend(config_env);
+    let mut plugin = command("docker", &argv, scenario.dir(), &env);
+    plugin
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT");
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+    let finished = run(plugin, ROLL_LIMIT).await;
+    tokio::time::sleep(SETTLE).await;
+    let tally = load.stop().await;
+
+    report(&format!(
+        "context plugin: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, "docker --context reroll-e2e reroll");
+    assert_no_failures(&scenario, &tally, "plugin with --context").await;
+    assert_exactly(&scenario.app_containers().await, 2, "b");
+}
+
+/// Scenario 12: the Traefik example (whose image cannot be had here) is valid Compose, and its
+/// README names only options the tool has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_example_is_valid_and_documents_real_options() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let dir = repo_root().join("examples/traefik");
+    let valid = run(
+        command("docker", ["compose", "config", "--quiet"], &dir, &[]),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        valid.success(),
+        "examples/traefik/compose.yaml: {}",
+        valid.transcript()
+    );
+
+    let help = tool::run(&dir, &["--help"], &[], Duration::from_secs(30)).await;
+    assert_exit(&help, 0, "docker-reroll --help");
+    let documented = documented_command(&dir);
+    let flags = documented.flags();
+    assert!(!flags.is_empty(), "the README command names no option");
+    for flag in flags {
+        let named = help.stdout.match_indices(flag).any(|(at, _)| {
+            let next = help.stdout[at + flag.len()..].chars().next();
+            !matches!(next, Some(c) if c.is_ascii_alphanumeric() || c == '-')
+        });
+        assert!(
+            named,
+            "the README uses {flag}, which `docker-reroll --help` does not list"
+        );
+    }
+}

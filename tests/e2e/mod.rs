@@ -1,0 +1,22 @@
+//! Support for the end-to-end tests: a real Docker engine, the examples in `examples/`, a proxy
+//! under load, and the built `docker-reroll` binary. One concern per module.
+
+pub mod cmd;
+pub mod containers;
+pub mod http;
+pub mod load;
+pub mod plugin;
+pub mod preflight;
+pub mod readme;
+pub mod releases;
+pub mod scenario;
+pub mod steps;
+pub mod tool;
+
+use std::io::Write;
+
+/// Prints past the test harness's output capture, so that measurements and warnings show in a
+/// passing run too (`eprintln!` output is only shown for failing tests).
+pub fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "[e2e] {line}");
+}

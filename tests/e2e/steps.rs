@@ -1,0 +1,97 @@
+//! The steps and checks the scenarios share: the documented command, a rollout under load, and
+//! what a correct outcome looks like.
+
+use std::time::Duration;
+
+use super::cmd::Finished;
+use super::containers::{self, Container, assert_exactly};
+use super::load::{Load, Tally};
+use super::readme::documented_command;
+use super::scenario::Scenario;
+use super::tool;
+
+/// Longest a rollout may take before the test gives up on it.
+pub const ROLL_LIMIT: Duration = Duration::from_secs(120);
+/// Longest a load may run: every test stops it well before.
+pub const LOAD_LIMIT: Duration = Duration::from_secs(180);
+/// Steady traffic before and after a change, so that both versions get requests.
+pub const SETTLE: Duration = Duration::from_millis(1500);
+
+/// The environment that deploys version b of the demo app.
+pub const VERSION_B: [(&str, &str); 1] = [("APP_VERSION", "b")];
+
+/// The reroll arguments the example's README documents.
+pub fn documented_args(scenario: &Scenario) -> Vec<String> {
+    let documented = documented_command(scenario.dir());
+    assert_eq!(
+        documented.env,
+        [("APP_VERSION".to_owned(), "b".to_owned())],
+        "the README should deploy version b"
+    );
+    documented.args
+}
+
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The documented arguments with `extra` options put before the service name.
+pub fn with_options(documented: &[String], extra: &[&str]) -> Vec<String> {
+    let (service, options) = documented
+        .split_last()
+        .expect("no service in the README command");
+    let mut args = options.to_vec();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(service.clone());
+    args
+}
+
+/// Runs the tool to completion under load; returns its result and what the load saw.
+pub async fn roll_under_load(scenario: &Scenario, args: &[String]) -> (Finished, Tally) {
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+    let finished = tool::run(scenario.dir(), &strs(args), &env, ROLL_LIMIT).await;
+    tokio::time::sleep(SETTLE).await;
+    (finished, load.stop().await)
+}
+
+pub fn assert_exit(finished: &Finished, code: i32, what: &str) {
+    assert_eq!(
+        finished.code,
+        Some(code),
+        "{what}: expected exit code {code}\n{}",
+        finished.transcript()
+    );
+}
+
+pub async fn assert_no_failures(scenario: &Scenario, tally: &Tally, what: &str) {
+    assert!(
+        tally.total >= 300,
+        "{what}: too few requests to judge: {tally}"
+    );
+    if tally.failed > 0 {
+        panic!(
+            "{what}: {} failed requests: {tally}\n--- what the deployment logged ---\n{}",
+            tally.failed,
+            scenario.proxy_logs().await
+        );
+    }
+}
+
+pub fn assert_only_old(before: &[Container], after: &[Container]) {
+    assert_eq!(
+        containers::ids(before),
+        containers::ids(after),
+        "the old containers should be all that is left, untouched\nbefore: {before:#?}\nafter: {after:#?}"
+    );
+    assert_exactly(after, before.len(), "a");
+}
+
+/// The documented arguments for another service.
+pub fn with_service(documented: &[String], service: &str) -> Vec<String> {
+    let mut args = documented.to_vec();
+    *args.last_mut().expect("no service in the README command") = service.to_owned();
+    args
+}

@@ -1,0 +1,60 @@
+//! Running the `docker-reroll` binary built by Cargo: to completion, or in the background to be
+//! interrupted.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::cmd::{self, Finished, command};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_docker-reroll");
+
+/// Runs the tool in `dir` and waits for it (panics after `limit`).
+pub async fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Finished {
+    spawn(dir, args, envs).finish(limit).await
+}
+
+/// A tool run in progress.
+pub struct Running {
+    child: tokio::process::Child,
+    pub pid: i32,
+    started: Instant,
+}
+
+/// Starts the tool in `dir`, in its own process group, as a terminal would start a foreground
+/// job: so a "Ctrl-C" reaches it and every `docker` it runs, as in real life.
+pub fn spawn(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Running {
+    let mut cmd = command(BINARY, args, dir, envs);
+    cmd.process_group(0);
+    let child = cmd.spawn().expect("cannot start docker-reroll");
+    let pid = child.id().expect("no pid") as i32;
+    Running {
+        child,
+        pid,
+        started: Instant::now(),
+    }
+}
+
+impl Running {
+    /// Ctrl-C in a terminal: SIGINT to the whole foreground process group.
+    pub fn interrupt(&self) {
+        cmd::send_signal(-self.pid, "INT");
+    }
+
+    /// A crash: SIGKILL to the tool alone; whatever it started is left running.
+    pub fn kill_hard(&self) {
+        cmd::send_signal(self.pid, "KILL");
+    }
+
+    pub async fn finish(self, limit: Duration) -> Finished {
+        cmd::wait(self.child, self.started, limit, "docker-reroll").await
+    }
+}
+
+/// After [`Running::kill_hard`]: ends what the dead tool left running in its process group (a
+/// `docker events` it was reading, say), so that the test leaves no processes behind.
+pub fn kill_process_group(pid: i32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &(-pid).to_string()])
+        .stderr(std::process::Stdio::null())
+        .status();
+}

@@ -71,6 +71,7 @@ fn watch_plugin_socket(
     let Ok(mut stream) = tokio::net::UnixStream::from_std(stream) else {
         return;
     };
+    let parent = std::os::unix::process::parent_id();
     tokio::spawn(async move {
         let mut buffer = [0u8; 64];
         loop {
@@ -79,6 +80,13 @@ fn watch_plugin_socket(
                     // A signal to the whole process group reaches this process too, and names
                     // itself: give it a moment to arrive, and then the closed socket is no news.
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    if std::os::unix::process::parent_id() != parent {
+                        // The CLI died without a word (kill -9): die as hard as it did, as if
+                        // the tool itself had been killed. The journal and the containers stay
+                        // as they are; the next run converges from there, without waiting for
+                        // this one to roll back under the lock.
+                        std::process::exit(137);
+                    }
                     if !signalled.load(Ordering::SeqCst) {
                         let _ = sender.send(Signal::Interrupt);
                     }

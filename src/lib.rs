@@ -17,6 +17,7 @@ pub mod report;
 pub mod rollout;
 pub mod template;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -32,7 +33,7 @@ pub fn main() -> ExitCode {
         .get(1)
         .is_some_and(|a| a == "docker-cli-plugin-metadata")
     {
-        println!("{}", cli::metadata());
+        let _ = writeln!(std::io::stdout(), "{}", cli::metadata());
         return ExitCode::SUCCESS;
     }
     let invoked_as_plugin = std::env::var_os("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND").is_some();
@@ -58,7 +59,10 @@ pub fn main() -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(" ");
             let first = first.trim_start_matches("error: ");
-            eprintln!("docker-reroll: error: {first} (see docker-reroll --help)");
+            let _ = writeln!(
+                std::io::stderr(),
+                "docker-reroll: error: {first} (see docker-reroll --help)"
+            );
             return ExitCode::from(Exit::Usage.code());
         }
     };

@@ -79,9 +79,14 @@ fn split_old_and_new(snapshot: &Snapshot, running: Vec<Container>) -> Split {
     if let Some(journal) = &snapshot.journal
         && running.iter().any(|c| journal.old.contains(&c.id))
     {
-        let (old, new): (Vec<_>, Vec<_>) = running
+        let (mut old, others): (Vec<_>, Vec<_>) = running
             .into_iter()
             .partition(|c| journal.old.contains(&c.id));
+        // A new container of a config that changed since then is outdated too.
+        let (new, outdated): (Vec<_>, Vec<_>) = others
+            .into_iter()
+            .partition(|c| c.config_hash == snapshot.config_hash);
+        old.extend(outdated);
         let note = format!(
             "an earlier run was interrupted: {} old and {} new container(s) found; converging to {}",
             old.len(),
@@ -247,6 +252,12 @@ mod tests {
                 ],
                 Some((&["a1"], 1)),
                 ("b3", "a1", "b2", 1, 2),
+            ),
+            // The file changed again since the interrupted run: its new container is outdated too.
+            (
+                &["a1:running:unhealthy:old", "b2:running:healthy:older"],
+                Some((&["a1"], 1)),
+                ("", "a1,b2", "", 1, 3),
             ),
             // More new containers than wanted: the extra, least healthy one is retired too.
             (

@@ -14,6 +14,13 @@ use crate::exit::Exit;
 use crate::plan::Plan;
 use crate::rollout::Phase;
 
+/// Like `eprintln!`, but a closed stderr (the reader went away) must not stop a rollout midway.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub struct Reporter {
     started: Instant,
     quiet: bool,
@@ -35,7 +42,7 @@ impl Reporter {
 
     fn line(&self, tag: &str, text: &str) {
         if !self.quiet {
-            eprintln!("{:>7} {tag:<10} {text}", show(self.elapsed()));
+            say!("{:>7} {tag:<10} {text}", show(self.elapsed()));
         }
     }
 
@@ -62,7 +69,7 @@ impl Reporter {
 
     pub fn warning(&self, text: &str) {
         // Warnings show even with -q: they describe a rollout that may not have been clean.
-        eprintln!("{:>7} {:<10} warning: {text}", show(self.elapsed()), "");
+        say!("{:>7} {:<10} warning: {text}", show(self.elapsed()), "");
         self.event("warning", json!({ "message": text }));
     }
 
@@ -155,7 +162,7 @@ impl Reporter {
     pub fn container_output(&self, short_id: &str, text: &str) {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             if !self.quiet {
-                eprintln!("{:>7} {:<10} [{short_id}] {line}", "", "");
+                say!("{:>7} {:<10} [{short_id}] {line}", "", "");
             }
         }
         self.event("output", json!({ "container": short_id, "text": text }));
@@ -169,7 +176,7 @@ impl Reporter {
         if exit == Exit::Done {
             self.line("done", message);
         } else {
-            eprintln!(
+            say!(
                 "{:>7} {:<10} error: {message}",
                 show(self.elapsed()),
                 "failed"
@@ -193,7 +200,7 @@ impl Reporter {
 
     /// An error that ended the run before the rollout began: one line, printed once.
     pub fn error(&self, exit: Exit, message: &str) {
-        eprintln!("docker-reroll: error: {message}");
+        say!("docker-reroll: error: {message}");
         self.event(
             "finish",
             json!({ "outcome": exit, "exit_code": exit.code(), "message": message, "phases": [] }),

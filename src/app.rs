@@ -48,7 +48,7 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
         Ok(config) => config,
         // Was it Compose that is missing, or the project that is wrong?
         Err(failure) => match detect_compose(&docker).await? {
-            ComposeCli::Plugin => return Err(failure),
+            ComposeCli::Plugin | ComposeCli::PluginBinary(_) => return Err(failure),
             standalone => {
                 docker.use_compose(standalone);
                 read_config(&docker).await?

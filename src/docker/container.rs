@@ -138,7 +138,8 @@ pub struct Container {
     pub image: String,
     pub created: String,
     pub healthcheck: Option<Healthcheck>,
-    /// The output of the most recent health check, for failure reports.
+    /// The outputs of the most recent health checks (up to three, oldest first, joined by ` | `),
+    /// for failure reports.
     pub last_check_output: Option<String>,
 }
 
@@ -238,10 +239,14 @@ impl From<Inspected> for Container {
         let (health, last_check_output) = match inspected.state.health {
             Some(health) => (
                 Health::parse(&health.status),
-                health
-                    .log
-                    .and_then(|log| log.into_iter().last())
-                    .map(|check| check.output.trim().to_owned()),
+                health.log.filter(|log| !log.is_empty()).map(|log| {
+                    let skip = log.len().saturating_sub(3);
+                    log.iter()
+                        .skip(skip)
+                        .map(|check| check.output.trim())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                }),
             ),
             None => (Health::None, None),
         };
@@ -290,7 +295,7 @@ mod tests {
             (State::Running, Health::Unhealthy)
         );
         assert_eq!(first.config_hash, "h1");
-        assert_eq!(first.last_check_output.as_deref(), Some("refused"));
+        assert_eq!(first.last_check_output.as_deref(), Some("ok | refused"));
         let check = first.healthcheck.unwrap();
         assert_eq!(check.interval, Duration::from_secs(1));
         assert_eq!(check.timeout, Duration::from_secs(30), "Docker's default");

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::machine::{Action, Created, Input, Machine, Outcome, Phase, Status};
@@ -18,8 +18,8 @@ use crate::interrupt::Interrupts;
 use crate::report::Reporter;
 use crate::template::{Template, Values, short_id};
 
-/// How often a watch re-inspects in case the event stream missed something.
-const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How often a watch re-inspects, in case the event stream missed something or died.
+const POLL_EVERY: Duration = Duration::from_secs(2);
 /// A pre-stop command that runs longer than this counts as failed.
 const PRE_STOP_LIMIT: Duration = Duration::from_secs(60);
 
@@ -36,6 +36,8 @@ pub struct Driver<'a> {
     pub interrupts: &'a mut Interrupts,
     pub events: Subscription,
     watch: WatchState,
+    /// Containers whose failure was already reported.
+    diagnosed: Vec<String>,
 }
 
 #[derive(Default)]
@@ -75,6 +77,7 @@ impl<'a> Driver<'a> {
             interrupts,
             events,
             watch: WatchState::default(),
+            diagnosed: Vec::new(),
         }
     }
 
@@ -96,6 +99,12 @@ impl<'a> Driver<'a> {
                 if machine.phase() != Phase::Done {
                     self.reporter
                         .phase_started(machine.phase(), &self.describe(machine, &action));
+                }
+                if machine.phase() == Phase::Rollback {
+                    // Before the rollback's own pre-stop changes what their health checks say.
+                    let new = machine.new_ids();
+                    self.diagnose(&new).await;
+                    self.diagnosed = new;
                 }
                 phase = Some((machine.phase(), now));
             }
@@ -270,6 +279,9 @@ impl<'a> Driver<'a> {
             self.watch.unreported = false;
             return self.observed();
         }
+        // The backup inspect runs beside the event stream, so that an event arriving meanwhile is
+        // acted on at once rather than after it.
+        let mut poll: Option<JoinHandle<Result<Vec<Container>, DockerError>>> = None;
         loop {
             let next_poll = self.watch.next_poll.unwrap_or(until);
             tokio::select! {
@@ -284,17 +296,19 @@ impl<'a> Driver<'a> {
                     self.apply(&event.id, event.change);
                     return self.observed();
                 }
-                _ = sleep_until(next_poll) => {
-                    self.watch.next_poll = Some(Instant::now() + POLL_EVERY);
-                    match self.docker.inspect(&ids).await {
-                        Ok(containers) => {
-                            let changed = self.refresh(&containers);
-                            if changed {
-                                return self.observed();
-                            }
-                        }
-                        Err(error) => tracing::debug!("poll failed: {error}"),
+                polled = async { poll.as_mut().expect("guarded").await }, if poll.is_some() => {
+                    poll = None;
+                    match polled {
+                        Ok(Ok(containers)) if self.refresh(&containers) => return self.observed(),
+                        Ok(Err(error)) => tracing::debug!("poll failed: {error}"),
+                        _ => {}
                     }
+                }
+                _ = sleep_until(next_poll), if poll.is_none() => {
+                    self.watch.next_poll = Some(Instant::now() + POLL_EVERY);
+                    let docker = self.docker.clone();
+                    let ids = ids.clone();
+                    poll = Some(tokio::spawn(async move { docker.inspect(&ids).await }));
                 }
             }
         }
@@ -426,7 +440,12 @@ impl<'a> Driver<'a> {
         if doomed.is_empty() {
             return Input::Done;
         }
-        self.diagnose(&doomed).await;
+        let undiagnosed: Vec<String> = doomed
+            .iter()
+            .filter(|id| !self.diagnosed.contains(id))
+            .cloned()
+            .collect();
+        self.diagnose(&undiagnosed).await;
         let mut stop = vec!["stop".to_owned(), "--".to_owned()];
         stop.extend(doomed.iter().cloned());
         let _ = self.docker.run(self.docker.docker(stop)).await;
@@ -443,6 +462,9 @@ impl<'a> Driver<'a> {
 
     /// Each failed container's last health-check output and last log lines.
     async fn diagnose(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
         let containers = self.docker.inspect(ids).await.unwrap_or_default();
         let mut logs = JoinSet::new();
         for id in ids {
@@ -473,7 +495,7 @@ impl<'a> Driver<'a> {
                 let check = container
                     .last_check_output
                     .as_deref()
-                    .map_or(String::new(), |o| format!(", last health check: {o:?}"));
+                    .map_or(String::new(), |o| format!(", last health checks: {o:?}"));
                 self.reporter.container_output(
                     short,
                     &format!(

@@ -315,9 +315,15 @@ fn is_executable(path: &std::path::Path) -> bool {
 /// A child in its own process group: Ctrl-C in a terminal signals the whole foreground group,
 /// and a `docker stop` killed that way would break a rollout this tool has promised to finish.
 /// This process decides what a signal means and tells its children.
+///
+/// Run as a plugin, this process got the CLI's plugin variables; a child that inherited them would
+/// believe it is a plugin too (Compose's binary then rejects standalone arguments).
 pub fn detached(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut command = Command::new(program);
-    command.process_group(0);
+    command
+        .process_group(0)
+        .env_remove("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND")
+        .env_remove("DOCKER_CLI_PLUGIN_SOCKET");
     command
 }
 
@@ -397,6 +403,19 @@ mod tests {
             !with_tls_files.fit_environment(),
             "TLS files need the CLI's own flags"
         );
+    }
+
+    #[test]
+    fn children_do_not_inherit_the_plugin_handshake() {
+        let command = detached("docker-compose");
+        let removed: Vec<String> = command
+            .as_std()
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key.to_string_lossy().into_owned())
+            .collect();
+        assert!(removed.contains(&"DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND".to_owned()));
+        assert!(removed.contains(&"DOCKER_CLI_PLUGIN_SOCKET".to_owned()));
     }
 
     #[test]

@@ -431,11 +431,11 @@ mod tests {
         let env: Vec<_> = command
             .as_std()
             .get_envs()
-            .map(|(k, v)| {
-                (
+            .filter_map(|(k, v)| {
+                Some((
                     k.to_string_lossy().into_owned(),
-                    v.unwrap().to_string_lossy().into_owned(),
-                )
+                    v?.to_string_lossy().into_owned(),
+                ))
             })
             .collect();
         assert!(env.contains(&("DOCKER_HOST".into(), "tcp://10.0.0.5:2376".into())));

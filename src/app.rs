@@ -61,7 +61,8 @@ async fn roll_named(
         Err(failure) => fall_back_to_standalone_compose(docker, failure).await?,
     };
     let service_config = service_config(&config, service)?;
-    let x_reroll = parse_x_reroll(service, service_config.x_reroll.as_ref()).map_err(Failure::usage)?;
+    let x_reroll =
+        parse_x_reroll(service, service_config.x_reroll.as_ref()).map_err(Failure::usage)?;
     if x_reroll.skip {
         reporter.skipped(service, "x-reroll skip: true");
         return Ok(Exit::Done);
@@ -335,7 +336,13 @@ async fn read_config(docker: &Docker) -> Result<ProjectConfig, Failure> {
         docker.run(docker.compose(["config", "--format", "json", "--no-interpolate"])),
     );
     let unreadable = |error: DockerError| {
-        let why = error.stderr().lines().last().unwrap_or("").trim().to_owned();
+        let why = error
+            .stderr()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
         Failure::usage(format!(
             "Compose cannot read the project: {why}: fix the compose file, or point at it with -f / --project-directory"
         ))
@@ -345,8 +352,8 @@ async fn read_config(docker: &Docker) -> Result<ProjectConfig, Failure> {
             "cannot understand `docker compose config --format json`: {e}"
         ))
     };
-    let mut config = compose::parse_config(&resolved.map_err(unreadable)?.stdout)
-        .map_err(not_understood)?;
+    let mut config =
+        compose::parse_config(&resolved.map_err(unreadable)?.stdout).map_err(not_understood)?;
     compose::attach_extensions(&mut config, &uninterpolated.map_err(unreadable)?.stdout)
         .map_err(not_understood)?;
     Ok(config)

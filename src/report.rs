@@ -182,7 +182,10 @@ impl Reporter {
     pub fn order(&self, project: &str, services: &[String]) {
         self.line(
             "stack",
-            &format!("project {project}, in depends_on order: {}", services.join(", ")),
+            &format!(
+                "project {project}, in depends_on order: {}",
+                services.join(", ")
+            ),
         );
         self.event("order", json!({ "project": project, "services": services }));
     }

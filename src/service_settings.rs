@@ -70,7 +70,8 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
     };
     let layer = &mut parsed.settings;
     for (key, value) in map {
-        let bad = |why: &str| format!("service '{service}': x-reroll {key}: {why}: fix the compose file");
+        let bad =
+            |why: &str| format!("service '{service}': x-reroll {key}: {why}: fix the compose file");
         if value.as_str().is_some_and(|text| text.contains('$')) {
             // Compose only keeps x- fields in its uninterpolated JSON.
             return Err(bad(
@@ -89,10 +90,14 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
         match key.as_str() {
             "skip" => parsed.skip = switch()?,
             "pre-stop-cmd" => {
-                let text = value.as_str().ok_or_else(|| bad("expected a command line"))?;
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| bad("expected a command line"))?;
                 layer.pre_stop_cmd = Some(Template::parse(text).map_err(|e| bad(&e))?);
             }
-            "pre-stop-wait-until-unhealthy" => layer.pre_stop_wait_until_unhealthy = Some(switch()?),
+            "pre-stop-wait-until-unhealthy" => {
+                layer.pre_stop_wait_until_unhealthy = Some(switch()?)
+            }
             "healthcheck-timeout" => layer.healthcheck_timeout = Some(duration()?),
             "wait" => layer.wait = Some(duration()?),
             "wait-after-healthy" => layer.wait_after_healthy = Some(duration()?),
@@ -219,8 +224,14 @@ mod tests {
         };
         let resolved = resolve("web", &flags, &file.settings).unwrap();
         assert_eq!(resolved.settings.wait_after_healthy, Duration::from_secs(5));
-        assert_eq!(resolved.settings.drain_timeout, Some(Duration::from_secs(30)));
-        assert_eq!(resolved.settings.wait_without_healthcheck, Duration::from_secs(10));
+        assert_eq!(
+            resolved.settings.drain_timeout,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            resolved.settings.wait_without_healthcheck,
+            Duration::from_secs(10)
+        );
         assert!(resolved.settings.pre_stop);
         let source = |key| resolved.sources.iter().find(|s| s.0 == key).unwrap().2;
         assert_eq!(source("wait-after-healthy"), Source::Flag);
@@ -235,7 +246,10 @@ mod tests {
             (json!({"wait": "soon"}), "x-reroll wait"),
             (json!({"drain-timeout": true}), "x-reroll drain-timeout"),
             (json!({"skip": "yes"}), "x-reroll skip"),
-            (json!({"pre-stop-cmd": "touch {nope}"}), "x-reroll pre-stop-cmd"),
+            (
+                json!({"pre-stop-cmd": "touch {nope}"}),
+                "x-reroll pre-stop-cmd",
+            ),
             (json!({"wait": "${WAIT}"}), "not interpolated"),
             (json!({"parallelism": 2}), "unknown key"),
             (json!("fast"), "must be a mapping"),
@@ -245,7 +259,11 @@ mod tests {
             assert!(error.contains("service 'api'"), "{error}");
             assert!(error.contains(expected), "{value}: {error}");
         }
-        assert!(parse_x_reroll("api", Some(&json!({"skip": true}))).unwrap().skip);
+        assert!(
+            parse_x_reroll("api", Some(&json!({"skip": true})))
+                .unwrap()
+                .skip
+        );
     }
 
     #[test]

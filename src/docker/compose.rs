@@ -81,7 +81,11 @@ pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
             let (replicas, update_config) = match service.deploy {
                 Some(deploy) => (
                     deploy.replicas,
-                    deploy.update_config.unwrap_or_default().into_keys().collect(),
+                    deploy
+                        .update_config
+                        .unwrap_or_default()
+                        .into_keys()
+                        .collect(),
                 ),
                 None => (None, Vec::new()),
             };

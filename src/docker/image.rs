@@ -37,9 +37,10 @@ impl Docker {
 
 fn match_ids(references: &[String], stdout: &str, stderr: &str) -> BTreeMap<String, ImageId> {
     let missing = |reference: &str| {
-        stderr
-            .lines()
-            .any(|line| line.trim_end().ends_with(&format!("No such image: {reference}")))
+        stderr.lines().any(|line| {
+            line.trim_end()
+                .ends_with(&format!("No such image: {reference}"))
+        })
     };
     let found: Vec<&String> = references.iter().filter(|r| !missing(r)).collect();
     let ids: Vec<&str> = stdout.split_whitespace().collect();

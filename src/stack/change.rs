@@ -87,7 +87,12 @@ mod tests {
             (None, &["running:h1:img1"], &known, "unchanged"),
             (None, &["running:h0:img1"], &known, "changed"),
             // One outdated container among current ones is enough.
-            (None, &["running:h1:img1", "running:h0:img1"], &known, "changed"),
+            (
+                None,
+                &["running:h1:img1", "running:h0:img1"],
+                &known,
+                "changed",
+            ),
             // A rebuilt image under the same tag.
             (None, &["running:h1:img0"], &known, "changed"),
             (None, &["running:h1:img1"], &ImageId::Missing, "changed"),
@@ -99,8 +104,18 @@ mod tests {
             (Some(0), &["running:h0:img0"], &known, "not wanted"),
             // The count is compared only when deploy.replicas says it.
             (Some(2), &["running:h1:img1"], &known, "changed"),
-            (Some(2), &["running:h1:img1", "running:h1:img1"], &known, "unchanged"),
-            (None, &["running:h1:img1", "running:h1:img1"], &known, "unchanged"),
+            (
+                Some(2),
+                &["running:h1:img1", "running:h1:img1"],
+                &known,
+                "unchanged",
+            ),
+            (
+                None,
+                &["running:h1:img1", "running:h1:img1"],
+                &known,
+                "unchanged",
+            ),
         ];
         for (replicas, specs, image, expected) in cases {
             let config = ServiceConfig {

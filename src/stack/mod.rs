@@ -52,6 +52,15 @@ pub async fn run(
         .map(|(name, service)| (name.clone(), service.depends_on.clone()))
         .collect();
     let order = rollout_order(&depends_on, &selected).map_err(Failure::usage)?;
+    // Every service's settings, checked before the first line of output.
+    let mut settings = BTreeMap::new();
+    for service in &order {
+        let x_reroll = parse_x_reroll(service, config.services[service].x_reroll.as_ref())
+            .map_err(Failure::usage)?;
+        let resolved =
+            resolve(service, &cli.flag_settings(), &x_reroll.settings).map_err(Failure::usage)?;
+        settings.insert(service, (x_reroll.skip, resolved));
+    }
     reporter.order(project, &order);
 
     let (hashes, images) = tokio::join!(config_hashes(docker), image_ids(docker, &config));
@@ -59,18 +68,20 @@ pub async fn run(
     let mut decided = Vec::new();
     for service in &order {
         let service_config = service_config(&config, service)?;
-        let x_reroll =
-            parse_x_reroll(service, service_config.x_reroll.as_ref()).map_err(Failure::usage)?;
-        let resolved =
-            resolve(service, &cli.flag_settings(), &x_reroll.settings).map_err(Failure::usage)?;
-        if x_reroll.skip {
+        let Some((skip, resolved)) = settings.remove(service) else {
+            continue;
+        };
+        if skip {
             reporter.skipped(service, "x-reroll skip: true");
             continue;
         }
         let containers = list(docker, project, service).await?;
         let image = images.get(service).unwrap_or(&ImageId::Unknown);
         let hash = hashes.get(service).map(String::as_str);
-        match (detect(&service_config, hash, image, &containers), cli.force_recreate) {
+        match (
+            detect(&service_config, hash, image, &containers),
+            cli.force_recreate,
+        ) {
             (Verdict::NotWanted, _) => {
                 reporter.skipped(service, "deploy.replicas is 0");
                 continue;
@@ -179,7 +190,9 @@ async fn image_ids(docker: &Docker, config: &ProjectConfig) -> BTreeMap<String, 
         })
         .collect();
     let unique: BTreeSet<String> = references.values().cloned().collect();
-    let ids = docker.image_ids(&unique.into_iter().collect::<Vec<_>>()).await;
+    let ids = docker
+        .image_ids(&unique.into_iter().collect::<Vec<_>>())
+        .await;
     references
         .into_iter()
         .map(|(name, reference)| {

@@ -65,7 +65,11 @@ mod tests {
         let cases = [
             ("web api db", "api db web", "api db web"),
             ("web:api api:db db", "api db web", "db api web"),
-            ("web:db worker:db db cache", "cache db web worker", "cache db web worker"),
+            (
+                "web:db worker:db db cache",
+                "cache db web worker",
+                "cache db web worker",
+            ),
             // Only some selected: the unselected one still orders the others.
             ("a:b b:c c", "a c", "c a"),
             // A dependency that is not a service of the project (inactive profile) is ignored.

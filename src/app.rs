@@ -1,32 +1,44 @@
 //! One run: read (Compose, containers, an interrupted run's journal) → plan → apply. Nothing
-//! changes before the plan is accepted; every refusal before that point is exit 2.
+//! changes before the plan is accepted; every refusal before that point is exit 2. One service
+//! named: rolled here; none or several: `stack` decides which, then rolls each with
+//! [`ServiceRollout`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::Cli;
 use crate::docker::command::ComposeCli;
-use crate::docker::compose::{self, ProjectConfig};
+use crate::docker::compose::{self, ProjectConfig, ServiceConfig};
 use crate::docker::container::Container;
 use crate::docker::{Docker, DockerError};
 use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::journal::Journal;
 use crate::lock::{Lock, StateDir};
-use crate::plan::{Snapshot, plan};
+use crate::plan::{Plan, Snapshot, plan};
 use crate::report::Reporter;
+use crate::rollout::Machine;
 use crate::rollout::driver::Driver;
-use crate::rollout::{Machine, Settings};
+use crate::service_settings::{Resolved, parse_x_reroll, resolve};
 
 pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     let mut interrupts = Interrupts::install()
         .map_err(|e| Failure::usage(format!("cannot install signal handlers: {e}")))?;
-    let Some(service) = cli.service.clone() else {
-        return Err(Failure::usage(
-            "name the service to roll, e.g. `docker reroll web`",
-        ));
-    };
     let mut docker = Docker::new(cli.globals(), cli.project_args());
+    match cli.services.as_slice() {
+        [service] => roll_named(&cli, &mut docker, service, reporter, &mut interrupts).await,
+        _ => crate::stack::run(&cli, &mut docker, reporter, &mut interrupts).await,
+    }
+}
 
+/// `docker reroll web`: one named service, rolled whether it changed or not (a rebuilt image under
+/// the same tag must roll).
+async fn roll_named(
+    cli: &Cli,
+    docker: &mut Docker,
+    service: &str,
+    reporter: &Reporter,
+    interrupts: &mut Interrupts,
+) -> Result<Exit, Failure> {
     // Known before Compose answers when given by -p or COMPOSE_PROJECT_NAME: then the lock is
     // taken first and the containers are listed while Compose reads the project.
     let named = cli
@@ -35,143 +47,230 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
         .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
         .filter(|name| !name.is_empty());
     let early_lock = match &named {
-        Some(project) => Some(lock(&docker, project, &service)?),
+        Some(project) => Some(lock(docker, project, service)?),
         None => None,
     };
-    let (config, early_containers) = tokio::join!(read_config(&docker), async {
+    let (config, early_containers) = tokio::join!(read_config(docker), async {
         match &named {
-            Some(project) => Some(docker.containers(project, &service).await),
+            Some(project) => Some(docker.containers(project, service).await),
             None => None,
         }
     });
     let config = match config {
         Ok(config) => config,
-        // Was it Compose that is missing, or the project that is wrong?
-        Err(failure) => match detect_compose(&docker).await? {
-            ComposeCli::Plugin | ComposeCli::PluginBinary(_) => return Err(failure),
-            standalone => {
-                docker.use_compose(standalone);
-                read_config(&docker).await?
-            }
-        },
+        Err(failure) => fall_back_to_standalone_compose(docker, failure).await?,
     };
-    let Some(service_config) = config.services.get(&service).cloned() else {
-        let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
-        return Err(Failure::usage(format!(
-            "no service '{service}' in project '{}' (services: {}): check the name, or pass -f for another compose file",
-            config.name,
-            known.join(", ")
-        )));
-    };
+    let service_config = service_config(&config, service)?;
+    let x_reroll =
+        parse_x_reroll(service, service_config.x_reroll.as_ref()).map_err(Failure::usage)?;
+    if x_reroll.skip {
+        reporter.skipped(service, "x-reroll skip: true");
+        return Ok(Exit::Done);
+    }
+    let resolved =
+        resolve(service, &cli.flag_settings(), &x_reroll.settings).map_err(Failure::usage)?;
     let project = config.name.clone();
     let (state, _lock) = match early_lock {
         Some(early) if named.as_deref() == Some(project.as_str()) => early,
-        _ => lock(&docker, &project, &service)?,
+        _ => lock(docker, &project, service)?,
     };
-    let journal_file = state.journal();
-
     let containers = match early_containers {
         Some(listed) if named.as_deref() == Some(project.as_str()) => listed,
-        _ => docker.containers(&project, &service).await,
+        _ => docker.containers(&project, service).await,
     }
     .map_err(unreachable_or("listing the service's containers"))?;
-    let config_hash = current_hash(&docker, &service, &containers).await?;
-
-    let snapshot = Snapshot {
-        project: project.clone(),
-        service: service.clone(),
-        config: service_config,
-        config_hash,
-        containers,
-        journal: journal_file.load(),
-    };
-    let plan = plan(&snapshot).map_err(Failure::usage)?;
-    if cli.dry_run {
-        reporter.plan(&service, &project, &plan);
-        return Ok(Exit::Done);
-    }
-    let events = docker
-        .subscribe(&project, &service)
-        .map_err(|e| Failure::usage(format!("cannot run docker events: {e}")))?;
-    if let Some(signal) = interrupts.pending() {
-        let exit = match signal {
-            crate::rollout::machine::Signal::Interrupt => Exit::Interrupted,
-            crate::rollout::machine::Signal::Terminate => Exit::Terminated,
-        };
-        return Err(Failure::new(exit, "interrupted before any change"));
-    }
-
-    // From here on, things change.
-    let detail = if plan.is_first_deploy() {
-        format!("not running: first deploy of {} container(s)", plan.target)
-    } else {
-        format!(
-            "{} running → {} new container(s){}",
-            plan.retire.len(),
-            plan.target,
-            if plan.leftovers.is_empty() {
-                String::new()
-            } else {
-                format!(", {} stopped leftover(s) to remove", plan.leftovers.len())
-            }
-        )
-    };
-    reporter.start(&service, &project, &detail);
-    if let Some(recovery) = &plan.recovery {
-        reporter.warning(recovery);
-    }
-    let old_ids: Vec<String> = plan.retire.iter().map(|c| c.id.clone()).collect();
-    reporter.containers("old", &old_ids);
-    journal_file
-        .save(&Journal {
-            old: old_ids,
-            target: plan.target,
-            pid: std::process::id(),
-        })
-        .map_err(|e| Failure::usage(format!("cannot write the rollout journal: {e}")))?;
-
-    let names: BTreeMap<String, String> = snapshot
-        .containers
-        .iter()
-        .map(|c| (c.id.clone(), c.name.clone()))
-        .collect();
-    let known = snapshot.containers.iter().map(|c| c.id.clone()).collect();
-    let settings = Settings {
-        healthcheck_timeout: cli.healthcheck_timeout,
-        wait_without_healthcheck: cli.wait,
-        wait_after_healthy: cli.wait_after_healthy,
-        pre_stop: cli.pre_stop_cmd.is_some(),
-        wait_until_unhealthy: cli.pre_stop_wait_until_unhealthy,
-        drain_timeout: cli.drain_timeout,
-        wait_after_unhealthy: cli.wait_after_unhealthy,
-    };
-    let mut machine = Machine::new(plan, settings);
-    let mut driver = Driver::new(
-        &docker,
-        project,
+    let rollout = ServiceRollout {
+        docker,
+        project: &project,
         service,
-        cli.pre_stop_cmd.clone(),
-        names,
-        known,
-        reporter,
-        &mut interrupts,
-        events,
-    );
-    let (outcome, times) = driver.drive(&mut machine).await;
-    if outcome.exit != Exit::Incomplete {
-        journal_file.remove();
-    }
-    reporter.finish(outcome.exit, &outcome.message, &times);
-    Ok(outcome.exit)
+        config: service_config,
+        resolved,
+        known_hash: None,
+        dry_run: cli.dry_run,
+    };
+    rollout.warn_unsupported(reporter);
+    rollout.roll(&state, containers, reporter, interrupts).await
 }
 
-/// The config hash new containers get, asked of Compose only when it decides something: when the
-/// running containers carry two different hashes (an interrupted rollout). Otherwise all of them
-/// are rolled, whatever their hash.
+/// Reads the project, falling back to a standalone `docker-compose` v2 when the plugin is missing.
+pub async fn read_project(docker: &mut Docker) -> Result<ProjectConfig, Failure> {
+    match read_config(docker).await {
+        Ok(config) => Ok(config),
+        Err(failure) => fall_back_to_standalone_compose(docker, failure).await,
+    }
+}
+
+/// Was it Compose that is missing, or the project that is wrong?
+async fn fall_back_to_standalone_compose(
+    docker: &mut Docker,
+    failure: Failure,
+) -> Result<ProjectConfig, Failure> {
+    match detect_compose(docker).await? {
+        ComposeCli::Plugin | ComposeCli::PluginBinary(_) => Err(failure),
+        standalone => {
+            docker.use_compose(standalone);
+            read_config(docker).await
+        }
+    }
+}
+
+pub fn service_config(config: &ProjectConfig, service: &str) -> Result<ServiceConfig, Failure> {
+    config.services.get(service).cloned().ok_or_else(|| {
+        let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
+        Failure::usage(format!(
+            "no service '{service}' in project '{}' (services: {}): check the name, or pass -f for another compose file",
+            config.name,
+            known.join(", ")
+        ))
+    })
+}
+
+/// One service's rollout, as decided before anything changes.
+pub struct ServiceRollout<'a> {
+    pub docker: &'a Docker,
+    pub project: &'a str,
+    pub service: &'a str,
+    pub config: ServiceConfig,
+    pub resolved: Resolved,
+    /// The hash Compose gives new containers, when already asked (a stack asks once for all).
+    pub known_hash: Option<String>,
+    pub dry_run: bool,
+}
+
+impl ServiceRollout<'_> {
+    /// What `deploy.update_config` asks for is not applied (yet): say so rather than ignore it.
+    pub fn warn_unsupported(&self, reporter: &Reporter) {
+        if !self.config.update_config.is_empty() {
+            reporter.warning(&format!(
+                "service '{}': deploy.update_config ({}) is not supported yet and is ignored: \
+                 docker-reroll always starts the new containers first, all at once",
+                self.service,
+                self.config.update_config.join(", ")
+            ));
+        }
+    }
+
+    /// The plan for the service's containers as they are now; a refusal is exit 2.
+    pub async fn plan(
+        &self,
+        state: &StateDir,
+        containers: Vec<Container>,
+    ) -> Result<(Snapshot, Plan), Failure> {
+        let config_hash = current_hash(
+            self.docker,
+            self.service,
+            &containers,
+            self.known_hash.as_deref(),
+        )
+        .await?;
+        let snapshot = Snapshot {
+            project: self.project.to_owned(),
+            service: self.service.to_owned(),
+            config: self.config.clone(),
+            config_hash,
+            containers,
+            journal: state.journal().load(),
+        };
+        let plan = plan(&snapshot).map_err(Failure::usage)?;
+        Ok((snapshot, plan))
+    }
+
+    /// `--dry-run`'s account of the service: the plan and the settings it would run with.
+    pub fn show_dry_run(&self, plan: &Plan, reporter: &Reporter) {
+        reporter.plan(self.service, self.project, plan);
+        reporter.settings(self.service, &self.resolved.sources);
+    }
+
+    /// Read → plan → apply, for one service whose lock the caller holds.
+    pub async fn roll(
+        self,
+        state: &StateDir,
+        containers: Vec<Container>,
+        reporter: &Reporter,
+        interrupts: &mut Interrupts,
+    ) -> Result<Exit, Failure> {
+        let (snapshot, plan) = self.plan(state, containers).await?;
+        if self.dry_run {
+            self.show_dry_run(&plan, reporter);
+            return Ok(Exit::Done);
+        }
+        let (docker, project, service) = (self.docker, self.project, self.service);
+        let journal_file = state.journal();
+        let events = docker
+            .subscribe(project, service)
+            .map_err(|e| Failure::usage(format!("cannot run docker events: {e}")))?;
+        if let Some(signal) = interrupts.pending() {
+            let exit = match signal {
+                crate::rollout::machine::Signal::Interrupt => Exit::Interrupted,
+                crate::rollout::machine::Signal::Terminate => Exit::Terminated,
+            };
+            return Err(Failure::new(exit, "interrupted before any change"));
+        }
+
+        // From here on, things change.
+        let detail = if plan.is_first_deploy() {
+            format!("not running: first deploy of {} container(s)", plan.target)
+        } else {
+            format!(
+                "{} running → {} new container(s){}",
+                plan.retire.len(),
+                plan.target,
+                if plan.leftovers.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} stopped leftover(s) to remove", plan.leftovers.len())
+                }
+            )
+        };
+        reporter.start(service, project, &detail);
+        if let Some(recovery) = &plan.recovery {
+            reporter.warning(recovery);
+        }
+        let old_ids: Vec<String> = plan.retire.iter().map(|c| c.id.clone()).collect();
+        reporter.containers("old", &old_ids);
+        journal_file
+            .save(&Journal {
+                old: old_ids,
+                target: plan.target,
+                pid: std::process::id(),
+            })
+            .map_err(|e| Failure::usage(format!("cannot write the rollout journal: {e}")))?;
+
+        let names: BTreeMap<String, String> = snapshot
+            .containers
+            .iter()
+            .map(|c| (c.id.clone(), c.name.clone()))
+            .collect();
+        let known = snapshot.containers.iter().map(|c| c.id.clone()).collect();
+        let mut machine = Machine::new(plan, self.resolved.settings);
+        let mut driver = Driver::new(
+            docker,
+            project.to_owned(),
+            service.to_owned(),
+            self.resolved.pre_stop_cmd,
+            names,
+            known,
+            reporter,
+            interrupts,
+            events,
+        );
+        let (outcome, times) = driver.drive(&mut machine).await;
+        if outcome.exit != Exit::Incomplete {
+            journal_file.remove();
+        }
+        reporter.finish(outcome.exit, &outcome.message, &times);
+        Ok(outcome.exit)
+    }
+}
+
+/// The config hash new containers get, asked of Compose only when it decides something (and not
+/// already `known`): when the running containers carry two different hashes (an interrupted
+/// rollout). Otherwise all of them are rolled, whatever their hash.
 async fn current_hash(
     docker: &Docker,
     service: &str,
     containers: &[Container],
+    known: Option<&str>,
 ) -> Result<String, Failure> {
     let running: BTreeSet<&str> = containers
         .iter()
@@ -181,6 +280,9 @@ async fn current_hash(
     if running.len() < 2 {
         return Ok(running.into_iter().next().unwrap_or_default().to_owned());
     }
+    if let Some(hash) = known {
+        return Ok(hash.to_owned());
+    }
     let output = docker
         .run(docker.compose(["config", "--hash", service]))
         .await
@@ -188,7 +290,7 @@ async fn current_hash(
     Ok(compose::parse_hash(&output.stdout, service).unwrap_or_default())
 }
 
-fn lock(docker: &Docker, project: &str, service: &str) -> Result<(StateDir, Lock), Failure> {
+pub fn lock(docker: &Docker, project: &str, service: &str) -> Result<(StateDir, Lock), Failure> {
     let state = StateDir::new(&docker.globals().endpoint(), project, service);
     let lock = state.lock().map_err(|holder| {
         Failure::usage(format!(
@@ -228,23 +330,36 @@ async fn detect_compose(docker: &Docker) -> Result<ComposeCli, Failure> {
 }
 
 async fn read_config(docker: &Docker) -> Result<ProjectConfig, Failure> {
-    let output = docker
-        .run(docker.compose(["config", "--format", "json"]))
-        .await
-        .map_err(|error| {
-            let why = error.stderr().lines().last().unwrap_or("").trim().to_owned();
-            Failure::usage(format!(
-                "Compose cannot read the project: {why}: fix the compose file, or point at it with -f / --project-directory"
-            ))
-        })?;
-    compose::parse_config(&output.stdout).map_err(|e| {
+    // Compose's JSON keeps the services' `x-` fields only when not interpolating: asked in parallel.
+    let (resolved, uninterpolated) = tokio::join!(
+        docker.run(docker.compose(["config", "--format", "json"])),
+        docker.run(docker.compose(["config", "--format", "json", "--no-interpolate"])),
+    );
+    let unreadable = |error: DockerError| {
+        let why = error
+            .stderr()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        Failure::usage(format!(
+            "Compose cannot read the project: {why}: fix the compose file, or point at it with -f / --project-directory"
+        ))
+    };
+    let not_understood = |e: serde_json::Error| {
         Failure::usage(format!(
             "cannot understand `docker compose config --format json`: {e}"
         ))
-    })
+    };
+    let mut config =
+        compose::parse_config(&resolved.map_err(unreadable)?.stdout).map_err(not_understood)?;
+    compose::attach_extensions(&mut config, &uninterpolated.map_err(unreadable)?.stdout)
+        .map_err(not_understood)?;
+    Ok(config)
 }
 
-fn unreachable_or(doing: &'static str) -> impl Fn(DockerError) -> Failure {
+pub fn unreachable_or(doing: &'static str) -> impl Fn(DockerError) -> Failure {
     move |error| {
         if error.is_daemon_unreachable() {
             let why = error

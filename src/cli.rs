@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser};
 
 use crate::docker::command::Globals;
+use crate::service_settings::Layer;
 use crate::template::Template;
 
 const EXIT_CODES: &str = "\
@@ -24,8 +25,14 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "docker-reroll", version, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// The Compose service to roll.
-    pub service: Option<String>,
+    /// The Compose services to roll. One named service is always rolled; with none (every
+    /// service of the project) or several, only those whose config or image changed, in
+    /// depends_on order.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Stack rollouts: roll the named (or all) services even when unchanged.
+    #[arg(long)]
+    pub force_recreate: bool,
 
     /// Compose file (repeatable, as with docker compose; default: Compose's own lookup).
     #[arg(
@@ -52,29 +59,31 @@ pub struct Cli {
     /// Default: derived from their healthcheck (start period + (retries + 1) × (interval + timeout)).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub healthcheck_timeout: Option<Duration>,
-    /// Without a healthcheck: how long the new containers must keep running.
-    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10s")]
-    pub wait: Duration,
+    /// Without a healthcheck: how long the new containers must keep running [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub wait: Option<Duration>,
     /// Extra time after the new containers are healthy, before the old ones are touched (time
-    /// for the proxy to start routing to them).
-    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
-    pub wait_after_healthy: Duration,
+    /// for the proxy to start routing to them) [default: 0s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub wait_after_healthy: Option<Duration>,
     /// Command run once per old container, in parallel, before it is stopped; no shell.
     /// Placeholders: {id} {short_id} {name} {service} {project}.
     #[arg(long, value_name = "TEMPLATE", value_parser = template)]
     pub pre_stop_cmd: Option<Template>,
-    /// After the pre-stop command, wait until the old containers report unhealthy.
-    #[arg(long, requires = "pre_stop_cmd")]
+    /// After the pre-stop command, wait until the old containers report unhealthy (needs a
+    /// pre-stop command, from --pre-stop-cmd or x-reroll).
+    #[arg(long)]
     pub pre_stop_wait_until_unhealthy: bool,
     /// How long the old containers may take to turn unhealthy (default: from their healthcheck).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub drain_timeout: Option<Duration>,
     /// Extra time after the old containers are unhealthy, before they are stopped (time for the
-    /// proxy to drop them; Traefik applies changes at most every 2s).
-    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s")]
-    pub wait_after_unhealthy: Duration,
+    /// proxy to drop them; Traefik applies changes at most every 2s) [default: 0s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub wait_after_unhealthy: Option<Duration>,
 
-    /// Print what would be done (containers to remove, add and retire) and change nothing.
+    /// Print what would be done (per service: changed or not and why, containers to remove, add
+    /// and retire, the settings and where each came from) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
 
@@ -129,6 +138,19 @@ fn template(text: &str) -> Result<Template, String> {
 }
 
 impl Cli {
+    /// The rollout settings given on the command line; they override a service's `x-reroll:`.
+    pub fn flag_settings(&self) -> Layer {
+        Layer {
+            pre_stop_cmd: self.pre_stop_cmd.clone(),
+            pre_stop_wait_until_unhealthy: self.pre_stop_wait_until_unhealthy.then_some(true),
+            healthcheck_timeout: self.healthcheck_timeout,
+            wait: self.wait,
+            wait_after_healthy: self.wait_after_healthy,
+            drain_timeout: self.drain_timeout,
+            wait_after_unhealthy: self.wait_after_unhealthy,
+        }
+    }
+
     pub fn globals(&self) -> Globals {
         Globals {
             context: self.context.clone(),
@@ -257,7 +279,7 @@ mod tests {
     fn globals_parse_and_reach_the_builder() {
         let cli =
             Cli::try_parse_from(words("docker-reroll --context prod -H unix:///s -D web")).unwrap();
-        assert_eq!(cli.service.as_deref(), Some("web"));
+        assert_eq!(cli.services, ["web"]);
         let globals = cli.globals();
         assert_eq!(
             globals.flags(),

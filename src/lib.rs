@@ -2,7 +2,8 @@
 //!
 //! The layout is the architecture: `cli` reads the command line, `app` runs read → `plan` →
 //! `rollout` (a sans-IO `machine` and its async `driver`), `docker` is everything that talks to
-//! Docker, `report` is what the user sees.
+//! Docker, `report` is what the user sees. `stack` rolls several services of a project one after
+//! another, each with `app`'s single-service rollout and `service_settings` from flags and `x-reroll:`.
 
 pub mod app;
 pub mod cli;
@@ -15,6 +16,8 @@ pub mod lock;
 pub mod plan;
 pub mod report;
 pub mod rollout;
+pub mod service_settings;
+pub mod stack;
 pub mod template;
 
 use std::io::Write;

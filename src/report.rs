@@ -3,6 +3,7 @@
 //! apart from the tracing logs (`-v`), which are for debugging.
 
 use std::io::Write;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -13,6 +14,7 @@ use crate::duration::show;
 use crate::exit::Exit;
 use crate::plan::Plan;
 use crate::rollout::Phase;
+use crate::service_settings::Source;
 
 /// Like `eprintln!`, but a closed stderr (the reader went away) must not stop a rollout midway.
 macro_rules! say {
@@ -25,6 +27,17 @@ pub struct Reporter {
     started: Instant,
     quiet: bool,
     json: bool,
+    /// In a stack rollout, the service being rolled: every event names it.
+    service: Mutex<Option<String>>,
+}
+
+/// How a stack rollout ended, service by service.
+#[derive(Debug, Default)]
+pub struct StackOutcome {
+    pub finished: Vec<String>,
+    /// The failed service, rolled back (or left incomplete: its exit code says which).
+    pub rolled_back: Vec<String>,
+    pub not_started: Vec<String>,
 }
 
 impl Reporter {
@@ -33,7 +46,13 @@ impl Reporter {
             started: Instant::now(),
             quiet,
             json,
+            service: Mutex::new(None),
         }
+    }
+
+    /// Names `service` in every event from now on (a stack rollout's current service).
+    pub fn tag_events_with(&self, service: Option<&str>) {
+        *self.service.lock().unwrap_or_else(|e| e.into_inner()) = service.map(str::to_owned);
     }
 
     fn elapsed(&self) -> Duration {
@@ -51,6 +70,11 @@ impl Reporter {
             return;
         }
         fields["event"] = json!(kind);
+        if let Some(service) = &*self.service.lock().unwrap_or_else(|e| e.into_inner())
+            && fields.get("service").is_none()
+        {
+            fields["service"] = json!(service);
+        }
         fields["elapsed_ms"] = json!(self.elapsed().as_millis() as u64);
         // Wall-clock time, comparable with the `timeNano` of `docker events`.
         let unix = std::time::SystemTime::now()
@@ -138,6 +162,76 @@ impl Reporter {
                 "scale_to": plan.scale_to,
                 "create": plan.to_create(),
                 "target": plan.target,
+            }),
+        );
+    }
+
+    /// A service a stack rollout leaves alone, and why.
+    pub fn skipped(&self, service: &str, why: &str) {
+        self.line("skip", &format!("{service}: {why}, skipped"));
+        self.event("skip", json!({ "service": service, "reason": why }));
+    }
+
+    /// A service a stack rollout will roll, and why.
+    pub fn changed(&self, service: &str, why: &str) {
+        self.line("changed", &format!("{service}: {why}"));
+        self.event("changed", json!({ "service": service, "reason": why }));
+    }
+
+    /// The order a stack rollout goes in.
+    pub fn order(&self, project: &str, services: &[String]) {
+        self.line(
+            "stack",
+            &format!(
+                "project {project}, in depends_on order: {}",
+                services.join(", ")
+            ),
+        );
+        self.event("order", json!({ "project": project, "services": services }));
+    }
+
+    /// `--dry-run`: the settings a service's rollout would use, and where each came from.
+    pub fn settings(&self, service: &str, sources: &[(&str, String, Source)]) {
+        self.line("", &format!("settings of {service}:"));
+        for (key, value, source) in sources {
+            self.line("", &format!("  {key} = {value} ({})", source.name()));
+        }
+        let settings: Vec<Value> = sources
+            .iter()
+            .map(|(key, value, source)| json!({ "key": key, "value": value, "source": source }))
+            .collect();
+        self.event(
+            "settings",
+            json!({ "service": service, "settings": settings }),
+        );
+    }
+
+    /// The end of a stack rollout: which services finished, rolled back, were not started.
+    pub fn stack_finish(&self, exit: Exit, outcome: &StackOutcome) {
+        let list = |services: &[String]| {
+            if services.is_empty() {
+                "none".to_owned()
+            } else {
+                services.join(", ")
+            }
+        };
+        let text = format!(
+            "finished: {}; rolled back: {}; not started: {}",
+            list(&outcome.finished),
+            list(&outcome.rolled_back),
+            list(&outcome.not_started)
+        );
+        if exit == Exit::Done {
+            self.line("stack", &text);
+        } else {
+            say!("{:>7} {:<10} {text}", show(self.elapsed()), "stack");
+        }
+        self.event(
+            "stack_finish",
+            json!({
+                "outcome": exit, "exit_code": exit.code(),
+                "finished": outcome.finished, "rolled_back": outcome.rolled_back,
+                "not_started": outcome.not_started,
             }),
         );
     }

@@ -7,6 +7,8 @@
 
 #[path = "cli/scenario.rs"]
 mod scenario;
+#[path = "cli/stack.rs"]
+mod stack;
 
 use std::time::Duration;
 
@@ -533,8 +535,13 @@ fn compose_project_flags_reach_every_compose_call() {
         .into_iter()
         .filter(|l| !l.starts_with("compose version"))
         .collect();
-    // `config --hash` is asked only when two configurations run side by side.
-    assert_eq!(compose.len(), 2, "config, up\n{run}");
+    // `config --hash` is asked only when two configurations run side by side; the config twice
+    // (interpolated, and uninterpolated for the services' `x-reroll:`).
+    assert_eq!(
+        compose.len(),
+        3,
+        "config, config --no-interpolate, up\n{run}"
+    );
     for line in compose {
         assert!(
             line.starts_with(
@@ -856,13 +863,6 @@ fn refuses_a_pre_stop_template_with_an_unknown_placeholder() {
     assert!(run.calls.is_empty(), "{run}");
 }
 
-#[test]
-fn refuses_to_run_without_a_service() {
-    let run = Scenario::new().run(&[]);
-    run.assert_refused("name the service to roll", "e.g. `docker reroll web`");
-    assert!(run.calls.is_empty(), "{run}");
-}
-
 // ---------------------------------------------------------------------------------------------
 // Docker CLI plugin
 
@@ -891,7 +891,7 @@ fn waiting_until_unhealthy_needs_a_pre_stop_command() {
     Scenario::new()
         .run(&["--pre-stop-wait-until-unhealthy", "web"])
         .assert_refused(
-            "the following required arguments were not provided",
+            "waiting until unhealthy needs a pre-stop command",
             "--pre-stop-cmd",
         );
 }

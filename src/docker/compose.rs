@@ -12,6 +12,14 @@ pub struct ServiceConfig {
     /// Published host ports, as Compose resolved them (`"8080"`, `"9000-9005"`).
     pub published_ports: Vec<String>,
     pub replicas: Option<u32>,
+    /// The image reference, when the file names one (a `build:`-only service has none).
+    pub image: Option<String>,
+    /// The services this one `depends_on`.
+    pub depends_on: Vec<String>,
+    /// The `deploy.update_config` keys set (this tool does not apply them yet).
+    pub update_config: Vec<String>,
+    /// The service's `x-reroll:` extension, if any (see [`attach_extensions`]).
+    pub x_reroll: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +42,9 @@ struct RawService {
     ports: Option<Vec<RawPort>>,
     deploy: Option<RawDeploy>,
     scale: Option<u32>,
+    image: Option<String>,
+    #[serde(default)]
+    depends_on: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +55,7 @@ struct RawPort {
 #[derive(Deserialize)]
 struct RawDeploy {
     replicas: Option<u32>,
+    update_config: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
@@ -66,10 +78,25 @@ pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
                     _ => None,
                 })
                 .collect();
+            let (replicas, update_config) = match service.deploy {
+                Some(deploy) => (
+                    deploy.replicas,
+                    deploy
+                        .update_config
+                        .unwrap_or_default()
+                        .into_keys()
+                        .collect(),
+                ),
+                None => (None, Vec::new()),
+            };
             let config = ServiceConfig {
                 container_name: service.container_name.filter(|n| !n.is_empty()),
                 published_ports,
-                replicas: service.deploy.and_then(|d| d.replicas).or(service.scale),
+                replicas: replicas.or(service.scale),
+                image: service.image.filter(|i| !i.is_empty()),
+                depends_on: service.depends_on.unwrap_or_default().into_keys().collect(),
+                update_config,
+                x_reroll: None,
             };
             (name, config)
         })
@@ -78,6 +105,33 @@ pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
         name: raw.name,
         services,
     })
+}
+
+/// Compose's JSON drops `x-` fields of services (v2.40), except with `--no-interpolate`: this
+/// takes each service's `x-reroll` from that second, uninterpolated output.
+pub fn attach_extensions(
+    config: &mut ProjectConfig,
+    uninterpolated: &str,
+) -> Result<(), serde_json::Error> {
+    let raw: serde_json::Value = serde_json::from_str(uninterpolated)?;
+    for (name, service) in &mut config.services {
+        service.x_reroll = raw["services"][name.as_str()]
+            .get("x-reroll")
+            .filter(|value| !value.is_null())
+            .cloned();
+    }
+    Ok(())
+}
+
+/// Every `SERVICE HASH` line `docker compose config --hash '*'` prints.
+pub fn parse_hashes(output: &str) -> BTreeMap<String, String> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let (name, hash) = line.trim().split_once(char::is_whitespace)?;
+            Some((name.to_owned(), hash.trim().to_owned()))
+        })
+        .collect()
 }
 
 /// `SERVICE HASH` as `docker compose config --hash SERVICE` prints it.
@@ -136,6 +190,29 @@ mod tests {
     fn reads_the_hash_of_the_asked_service() {
         assert_eq!(parse_hash("web f8c4\n", "web").as_deref(), Some("f8c4"));
         assert_eq!(parse_hash("web f8c4\n", "api"), None);
+        let all = parse_hashes("api 1a2b\nweb f8c4\n");
+        assert_eq!(all["api"], "1a2b");
+        assert_eq!(all["web"], "f8c4");
+    }
+
+    #[test]
+    fn reads_order_images_and_extensions() {
+        let json = r#"{"name": "demo", "services": {
+            "web": {"image": "web:2", "depends_on": {"db": {"condition": "service_healthy"}},
+                    "deploy": {"update_config": {"parallelism": 2, "order": "stop-first"}}},
+            "db": {"image": "postgres"}}}"#;
+        let mut config = parse_config(json).unwrap();
+        let web = &config.services["web"];
+        assert_eq!(web.depends_on, ["db"]);
+        assert_eq!(web.image.as_deref(), Some("web:2"));
+        assert_eq!(web.update_config, ["order", "parallelism"]);
+        let raw = r#"{"services": {"web": {"x-reroll": {"wait": "5s"}}, "db": {}}}"#;
+        attach_extensions(&mut config, raw).unwrap();
+        assert_eq!(
+            config.services["web"].x_reroll,
+            Some(serde_json::json!({"wait": "5s"}))
+        );
+        assert_eq!(config.services["db"].x_reroll, None);
     }
 
     #[test]

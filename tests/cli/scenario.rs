@@ -235,6 +235,12 @@ impl Scenario {
         self
     }
 
+    /// Replaces the whole resolved Compose config (a world of other services than `web`).
+    pub fn web_config_replaced(mut self, config: Value) -> Self {
+        self.config = config;
+        self
+    }
+
     /// A rule tried before the generated ones.
     pub fn rule(mut self, rule: Rule) -> Self {
         self.overrides.push(rule);

@@ -1,0 +1,203 @@
+//! Stack rollouts: `docker reroll` (every service) or `docker reroll api web` (several). Decide
+//! everything first (settings, order, which services changed, each plan, every lock), so a refusal
+//! is exit 2 with nothing changed; then roll the changed services one after another with the
+//! single-service rollout, and stop at the first that fails.
+
+pub mod change;
+pub mod order;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::app::{ServiceRollout, lock, read_project, service_config, unreachable_or};
+use crate::cli::Cli;
+use crate::docker::Docker;
+use crate::docker::compose::{ProjectConfig, parse_hashes};
+use crate::docker::container::Container;
+use crate::docker::image::ImageId;
+use crate::exit::{Exit, Failure};
+use crate::interrupt::Interrupts;
+use crate::lock::{Lock, StateDir};
+use crate::report::{Reporter, StackOutcome};
+use crate::service_settings::{parse_x_reroll, resolve};
+use change::{Verdict, detect};
+use order::rollout_order;
+
+/// A service the stack will roll, its lock held from the decision to the end of the run.
+struct Decided<'a> {
+    rollout: ServiceRollout<'a>,
+    state: StateDir,
+    _lock: Lock,
+}
+
+pub async fn run(
+    cli: &Cli,
+    docker: &mut Docker,
+    reporter: &Reporter,
+    interrupts: &mut Interrupts,
+) -> Result<Exit, Failure> {
+    let config = read_project(docker).await?;
+    let docker: &Docker = docker;
+    let project = config.name.as_str();
+    let selected: BTreeSet<String> = if cli.services.is_empty() {
+        config.services.keys().cloned().collect()
+    } else {
+        for service in &cli.services {
+            service_config(&config, service)?;
+        }
+        cli.services.iter().cloned().collect()
+    };
+    let depends_on = config
+        .services
+        .iter()
+        .map(|(name, service)| (name.clone(), service.depends_on.clone()))
+        .collect();
+    let order = rollout_order(&depends_on, &selected).map_err(Failure::usage)?;
+    // Every service's settings, checked before the first line of output.
+    let mut settings = BTreeMap::new();
+    for service in &order {
+        let x_reroll = parse_x_reroll(service, config.services[service].x_reroll.as_ref())
+            .map_err(Failure::usage)?;
+        let resolved =
+            resolve(service, &cli.flag_settings(), &x_reroll.settings).map_err(Failure::usage)?;
+        settings.insert(service, (x_reroll.skip, resolved));
+    }
+    reporter.order(project, &order);
+
+    let (hashes, images) = tokio::join!(config_hashes(docker), image_ids(docker, &config));
+    let hashes = hashes?;
+    let mut decided = Vec::new();
+    for service in &order {
+        let service_config = service_config(&config, service)?;
+        let Some((skip, resolved)) = settings.remove(service) else {
+            continue;
+        };
+        if skip {
+            reporter.skipped(service, "x-reroll skip: true");
+            continue;
+        }
+        let containers = list(docker, project, service).await?;
+        let image = images.get(service).unwrap_or(&ImageId::Unknown);
+        let hash = hashes.get(service).map(String::as_str);
+        match (
+            detect(&service_config, hash, image, &containers),
+            cli.force_recreate,
+        ) {
+            (Verdict::NotWanted, _) => {
+                reporter.skipped(service, "deploy.replicas is 0");
+                continue;
+            }
+            (Verdict::Unchanged, false) => {
+                reporter.skipped(service, "unchanged");
+                continue;
+            }
+            (Verdict::Unchanged, true) => reporter.changed(service, "unchanged, --force-recreate"),
+            (Verdict::Changed(why), _) => reporter.changed(service, &why),
+        }
+        let (state, lock) = lock(docker, project, service)?;
+        let rollout = ServiceRollout {
+            docker,
+            project,
+            service,
+            config: service_config,
+            resolved,
+            known_hash: hash.map(str::to_owned),
+            dry_run: cli.dry_run,
+        };
+        // Planned now to refuse before the first service changes; planned again at its turn.
+        let (_, plan) = rollout.plan(&state, containers).await?;
+        if cli.dry_run {
+            rollout.show_dry_run(&plan, reporter);
+        }
+        rollout.warn_unsupported(reporter);
+        decided.push(Decided {
+            rollout,
+            state,
+            _lock: lock,
+        });
+    }
+    if cli.dry_run {
+        return Ok(Exit::Done);
+    }
+    roll_in_order(decided, reporter, interrupts).await
+}
+
+async fn roll_in_order(
+    decided: Vec<Decided<'_>>,
+    reporter: &Reporter,
+    interrupts: &mut Interrupts,
+) -> Result<Exit, Failure> {
+    let mut outcome = StackOutcome::default();
+    let mut exit = Exit::Done;
+    for Decided { rollout, state, .. } in decided {
+        let service = rollout.service.to_owned();
+        if exit != Exit::Done {
+            outcome.not_started.push(service);
+            continue;
+        }
+        reporter.tag_events_with(Some(&service));
+        let listed = list(rollout.docker, rollout.project, &service).await;
+        let result = match listed {
+            Ok(containers) => rollout.roll(&state, containers, reporter, interrupts).await,
+            Err(failure) => Err(failure),
+        };
+        match result {
+            Ok(Exit::Done) => outcome.finished.push(service),
+            Ok(failed) => {
+                exit = failed;
+                outcome.rolled_back.push(service);
+            }
+            // Refused before its first change (e.g. interrupted between two services).
+            Err(failure) => {
+                reporter.error(failure.exit, &failure.message);
+                exit = failure.exit;
+                outcome.not_started.push(service);
+            }
+        }
+        reporter.tag_events_with(None);
+    }
+    reporter.stack_finish(exit, &outcome);
+    Ok(exit)
+}
+
+async fn list(docker: &Docker, project: &str, service: &str) -> Result<Vec<Container>, Failure> {
+    docker
+        .containers(project, service)
+        .await
+        .map_err(unreachable_or("listing the service's containers"))
+}
+
+/// `docker compose config --hash '*'`: the hash new containers of each service would carry.
+async fn config_hashes(docker: &Docker) -> Result<BTreeMap<String, String>, Failure> {
+    let output = docker
+        .run(docker.compose(["config", "--hash", "*"]))
+        .await
+        .map_err(unreachable_or("asking Compose for the config hashes"))?;
+    Ok(parse_hashes(&output.stdout))
+}
+
+/// Each service's image id now, by its image reference (Compose names a `build:`-only service's
+/// image PROJECT-SERVICE).
+async fn image_ids(docker: &Docker, config: &ProjectConfig) -> BTreeMap<String, ImageId> {
+    let references: BTreeMap<&String, String> = config
+        .services
+        .iter()
+        .map(|(name, service)| {
+            let reference = service
+                .image
+                .clone()
+                .unwrap_or_else(|| format!("{}-{name}", config.name));
+            (name, reference)
+        })
+        .collect();
+    let unique: BTreeSet<String> = references.values().cloned().collect();
+    let ids = docker
+        .image_ids(&unique.into_iter().collect::<Vec<_>>())
+        .await;
+    references
+        .into_iter()
+        .map(|(name, reference)| {
+            let id = ids.get(&reference).cloned().unwrap_or(ImageId::Unknown);
+            (name.clone(), id)
+        })
+        .collect()
+}

@@ -471,3 +471,79 @@ async fn traefik_example_is_valid_and_documents_real_options() {
         );
     }
 }
+
+/// A second changed service beside `app`: it drains with the same marker; HAProxy stays unchanged.
+const STACK_WORKER: &str = r#"
+services:
+  worker:
+    image: busybox:1.36
+    init: true
+    command: ["sh", "-c", "echo $$APP_VERSION; exec sleep 100000"]
+    environment:
+      APP_VERSION: ${APP_VERSION:-a}
+    healthcheck:
+      test: ["CMD", "sh", "-c", "test ! -e /.dead"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+"#;
+
+/// Issue "whole-stack rollouts": `docker reroll` with no service rolls the two changed services
+/// (app, worker) and leaves the unchanged proxy alone; its dry run changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolls_the_changed_services_of_a_stack() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::new("haproxy", "stack");
+    scenario.write_override(STACK_WORKER);
+    scenario
+        .compose_ok(&["up", "--detach", "--wait", "--scale", "app=2"], &[])
+        .await;
+    scenario.wait_until_served().await;
+    let proxy_before = containers::list(&scenario.project, "haproxy").await;
+    let everything_before = containers::project_ids(&scenario.project).await;
+
+    // The documented options, without the service: every changed service of the project.
+    let documented = documented_args(&scenario);
+    let (_, options) = documented.split_last().expect("no service");
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+    let mut dry = options.to_vec();
+    dry.push("--dry-run".into());
+    let planned = tool::run(scenario.dir(), &strs(&dry), &env, ROLL_LIMIT).await;
+    assert_exit(&planned, 0, "stack dry run");
+    assert!(
+        planned.stderr.contains("haproxy: unchanged, skipped"),
+        "{}",
+        planned.transcript()
+    );
+    assert_eq!(
+        containers::project_ids(&scenario.project).await,
+        everything_before,
+        "a dry run changes nothing"
+    );
+
+    let (finished, tally) = roll_under_load(&scenario, options).await;
+    report(&format!(
+        "stack: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, "stack rollout");
+    assert_no_failures(&scenario, &tally, "stack rollout").await;
+    assert_exactly(&scenario.app_containers().await, 2, "b");
+    let workers = containers::list(&scenario.project, "worker").await;
+    assert_eq!(workers.len(), 1, "one worker: {workers:#?}");
+    assert!(workers[0].is_running_healthy(), "{workers:#?}");
+    assert!(
+        !containers::ids(&workers)
+            .iter()
+            .any(|id| everything_before.contains(id)),
+        "the worker was rolled"
+    );
+    assert_eq!(
+        containers::ids(&containers::list(&scenario.project, "haproxy").await),
+        containers::ids(&proxy_before),
+        "the unchanged proxy keeps its container"
+    );
+}

@@ -87,6 +87,7 @@ async fn roll_named(
         resolved,
         known_hash: None,
         dry_run: cli.dry_run,
+        follow_replicas: false,
     };
     rollout.warn_unsupported(reporter);
     rollout.roll(&state, containers, reporter, interrupts).await
@@ -135,6 +136,8 @@ pub struct ServiceRollout<'a> {
     /// The hash Compose gives new containers, when already asked (a stack asks once for all).
     pub known_hash: Option<String>,
     pub dry_run: bool,
+    /// Go to `deploy.replicas` (a stack rollout) rather than keep the running count.
+    pub follow_replicas: bool,
 }
 
 impl ServiceRollout<'_> {
@@ -170,6 +173,7 @@ impl ServiceRollout<'_> {
             config_hash,
             containers,
             journal: state.journal().load(),
+            follow_replicas: self.follow_replicas,
         };
         let plan = plan(&snapshot).map_err(Failure::usage)?;
         Ok((snapshot, plan))

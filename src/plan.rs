@@ -16,6 +16,9 @@ pub struct Snapshot {
     /// Every container of the service, in every state.
     pub containers: Vec<Container>,
     pub journal: Option<Journal>,
+    /// Go to `deploy.replicas` when the file sets it (a stack rollout: the file is the truth, as
+    /// for `docker compose up`), rather than keep the number running (one service named).
+    pub follow_replicas: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,9 +119,14 @@ fn split_old_and_new(snapshot: &Snapshot, running: Vec<Container>) -> Split {
         return (old, new, target, Some(note));
     }
 
-    let target = match running.len() as u32 {
-        0 => snapshot.config.replicas.unwrap_or(1),
-        n => n,
+    let target = match (
+        snapshot.follow_replicas,
+        snapshot.config.replicas,
+        running.len(),
+    ) {
+        (true, Some(replicas), _) if replicas > 0 => replicas,
+        (_, replicas, 0) => replicas.unwrap_or(1),
+        (_, _, running) => running as u32,
     };
     (running, Vec::new(), target, None)
 }
@@ -191,6 +199,7 @@ mod tests {
                 target,
                 pid: 0,
             }),
+            follow_replicas: false,
         }
     }
 
@@ -295,6 +304,30 @@ mod tests {
                     .any(|s| old.contains(&s.split(':').next().unwrap()))
             }) || !plan.adopted.is_empty();
             assert_eq!(plan.recovery.is_some(), recognised, "{specs:?} {journal:?}");
+        }
+    }
+
+    #[test]
+    fn a_stack_follows_deploy_replicas_and_one_named_service_keeps_its_count() {
+        let two = ["a1:running:healthy:old", "a2:running:healthy:old"];
+        // (follow_replicas, deploy.replicas) → (target, scale_to)
+        let cases = [
+            (false, Some(3), (2, 4)),
+            (true, Some(3), (3, 5)),
+            (true, Some(1), (1, 3)),
+            (true, None, (2, 4)),
+            (true, Some(0), (2, 4)),
+        ];
+        for (follow, replicas, (target, scale_to)) in cases {
+            let mut snapshot = snapshot(&two, None);
+            snapshot.follow_replicas = follow;
+            snapshot.config.replicas = replicas;
+            let plan = plan(&snapshot).unwrap();
+            assert_eq!(
+                (plan.target, plan.scale_to),
+                (target, scale_to),
+                "{follow} {replicas:?}"
+            );
         }
     }
 

@@ -102,6 +102,7 @@ pub async fn run(
             resolved,
             known_hash: hash.map(str::to_owned),
             dry_run: cli.dry_run,
+            follow_replicas: true,
         };
         // Planned now to refuse before the first service changes; planned again at its turn.
         let (_, plan) = rollout.plan(&state, containers).await?;

@@ -204,11 +204,7 @@ impl ServiceRollout<'_> {
             .subscribe(project, service)
             .map_err(|e| Failure::usage(format!("cannot run docker events: {e}")))?;
         if let Some(signal) = interrupts.pending() {
-            let exit = match signal {
-                crate::rollout::machine::Signal::Interrupt => Exit::Interrupted,
-                crate::rollout::machine::Signal::Terminate => Exit::Terminated,
-            };
-            return Err(Failure::new(exit, "interrupted before any change"));
+            return Err(Failure::new(signal.exit(), "interrupted before any change"));
         }
 
         // From here on, things change.

@@ -1,8 +1,7 @@
 //! Requests to stop: SIGINT, SIGTERM, and (run as a Docker CLI plugin) the CLI closing the plugin
 //! socket, which is how `docker` passes on a signal it received when no terminal is attached.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -11,33 +10,65 @@ use crate::rollout::machine::Signal;
 
 pub struct Interrupts {
     pub receiver: mpsc::UnboundedReceiver<Signal>,
+    first: First,
+}
+
+/// The first signal delivered, kept after the rollout consumed it: a stack must not start its next
+/// service after one.
+type First = Arc<Mutex<Option<Signal>>>;
+
+/// Delivers a signal, remembering the first.
+#[derive(Clone)]
+struct Deliver {
+    sender: mpsc::UnboundedSender<Signal>,
+    first: First,
+}
+
+impl Deliver {
+    fn send(&self, signal: Signal) -> bool {
+        if let Ok(mut first) = self.first.lock() {
+            first.get_or_insert(signal);
+        }
+        self.sender.send(signal).is_ok()
+    }
+
+    fn any_sent(&self) -> bool {
+        self.first.lock().is_ok_and(|first| first.is_some())
+    }
 }
 
 impl Interrupts {
     /// Installs the handlers; from here on a signal no longer kills the process but is delivered.
     pub fn install() -> std::io::Result<Interrupts> {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let signalled = Arc::new(AtomicBool::new(false));
+        let first = First::default();
+        let deliver = Deliver {
+            sender,
+            first: first.clone(),
+        };
         for (kind, meaning) in [
             (SignalKind::interrupt(), Signal::Interrupt),
             (SignalKind::terminate(), Signal::Terminate),
         ] {
             let mut stream = signal(kind)?;
-            let sender = sender.clone();
-            let signalled = signalled.clone();
+            let deliver = deliver.clone();
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
-                    signalled.store(true, Ordering::SeqCst);
-                    if sender.send(meaning).is_err() {
+                    if !deliver.send(meaning) {
                         break;
                     }
                 }
             });
         }
         if let Some(socket) = std::env::var_os("DOCKER_CLI_PLUGIN_SOCKET") {
-            watch_plugin_socket(socket.to_string_lossy().into_owned(), sender, signalled);
+            watch_plugin_socket(socket.to_string_lossy().into_owned(), deliver);
         }
-        Ok(Interrupts { receiver })
+        Ok(Interrupts { receiver, first })
+    }
+
+    /// The first signal this run received, whether or not it was acted on yet.
+    pub fn received(&self) -> Option<Signal> {
+        self.first.lock().ok().and_then(|first| *first)
     }
 
     pub fn pending(&mut self) -> Option<Signal> {
@@ -48,11 +79,7 @@ impl Interrupts {
 /// The CLI holds the other end and closes it when it got SIGINT or SIGTERM without a terminal.
 /// It does not say which: this counts as an interrupt (exit 130), the usual case being Ctrl-C or
 /// a job runner's SIGINT passed on by `docker`.
-fn watch_plugin_socket(
-    name: String,
-    sender: mpsc::UnboundedSender<Signal>,
-    signalled: Arc<AtomicBool>,
-) {
+fn watch_plugin_socket(name: String, deliver: Deliver) {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixStream};
     use tokio::io::AsyncReadExt;
@@ -87,8 +114,8 @@ fn watch_plugin_socket(
                         // this one to roll back under the lock.
                         std::process::exit(137);
                     }
-                    if !signalled.load(Ordering::SeqCst) {
-                        let _ = sender.send(Signal::Interrupt);
+                    if !deliver.any_sent() {
+                        deliver.send(Signal::Interrupt);
                     }
                     break;
                 }

@@ -35,8 +35,10 @@ pub struct Reporter {
 #[derive(Debug, Default)]
 pub struct StackOutcome {
     pub finished: Vec<String>,
-    /// The failed service, rolled back (or left incomplete: its exit code says which).
+    /// The failed service, rolled back: its old containers serve.
     pub rolled_back: Vec<String>,
+    /// The failed service, its cleanup incomplete (exit 3): its own report says what is left.
+    pub incomplete: Vec<String>,
     pub not_started: Vec<String>,
 }
 
@@ -215,8 +217,13 @@ impl Reporter {
                 services.join(", ")
             }
         };
+        let incomplete = if outcome.incomplete.is_empty() {
+            String::new()
+        } else {
+            format!("; cleanup incomplete: {}", outcome.incomplete.join(", "))
+        };
         let text = format!(
-            "finished: {}; rolled back: {}; not started: {}",
+            "finished: {}; rolled back: {}{incomplete}; not started: {}",
             list(&outcome.finished),
             list(&outcome.rolled_back),
             list(&outcome.not_started)
@@ -231,7 +238,7 @@ impl Reporter {
             json!({
                 "outcome": exit, "exit_code": exit.code(),
                 "finished": outcome.finished, "rolled_back": outcome.rolled_back,
-                "not_started": outcome.not_started,
+                "incomplete": outcome.incomplete, "not_started": outcome.not_started,
             }),
         );
     }

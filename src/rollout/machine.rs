@@ -79,6 +79,16 @@ pub enum Signal {
     Terminate,
 }
 
+impl Signal {
+    /// The exit code of a run this signal stopped.
+    pub fn exit(self) -> Exit {
+        match self {
+            Signal::Interrupt => Exit::Interrupted,
+            Signal::Terminate => Exit::Terminated,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Created {
     pub id: String,
@@ -352,11 +362,7 @@ impl Machine {
                 _ => self.remove_new(),
             },
             (Phase::Rollback, Input::Done) => {
-                let exit = match self.signal {
-                    Some(Signal::Interrupt) => Exit::Interrupted,
-                    Some(Signal::Terminate) => Exit::Terminated,
-                    None => Exit::RolledBack,
-                };
+                let exit = self.signal.map_or(Exit::RolledBack, Signal::exit);
                 self.phase = Phase::Done;
                 Action::Finish(Outcome {
                     exit,

@@ -142,7 +142,18 @@ async fn roll_in_order(
             Err(failure) => Err(failure),
         };
         match result {
-            Ok(Exit::Done) => outcome.finished.push(service),
+            Ok(Exit::Done) => {
+                outcome.finished.push(service);
+                // A signal past a service's point of no return let it finish; the next must
+                // not start.
+                if let Some(signal) = interrupts.received() {
+                    exit = signal.exit();
+                }
+            }
+            Ok(Exit::Incomplete) => {
+                exit = Exit::Incomplete;
+                outcome.incomplete.push(service);
+            }
             Ok(failed) => {
                 exit = failed;
                 outcome.rolled_back.push(service);

@@ -225,3 +225,25 @@ fn a_skipped_service_is_never_touched() {
         .assert_stderr("api: x-reroll skip: true, skipped");
     assert_eq!(ups(&run), ["web"], "{run}");
 }
+
+#[test]
+fn a_signal_lets_the_current_service_finish_and_starts_no_other() {
+    let touch = format!("{} exec {{id}} touch /.dead", super::scenario::FAKE);
+    let mut services = three();
+    // api drains (its old container never turns unhealthy here, so it waits the 3s timeout):
+    // the signal arrives past api's point of no return.
+    services[1].x_reroll = Some(json!({
+        "pre-stop-cmd": touch,
+        "pre-stop-wait-until-unhealthy": true,
+        "drain-timeout": "3s",
+    }));
+    let world = world(&services);
+    let mut running = world.spawn(world.command(&[]));
+    running.wait_for_calls(&format!("exec {}", id('a', "api")), 1);
+    running.signal("INT");
+    let run = running.finish();
+    run.assert_exit(130)
+        .assert_stderr("finished: api; rolled back: none; not started: web");
+    assert_eq!(ups(&run), ["api"], "{run}");
+    run.assert_untouched(&[&id('a', "web")]);
+}

@@ -60,26 +60,50 @@ async fn rolls_four_replicas_without_failed_requests() {
     rollout_with_drain(4).await;
 }
 
+/// What rolling a broken release under load left: the scenario, its containers before, the
+/// tool's result and what the load saw.
+struct BrokenRelease {
+    scenario: Scenario,
+    before: Vec<containers::Container>,
+    finished: harness::cmd::Finished,
+    tally: harness::load::Tally,
+}
+
+/// Two replicas of `a`, then a roll to `release` (a compose override) with this health timeout.
+async fn roll_broken_release(name: &str, release: &str, timeout: &str) -> BrokenRelease {
+    let scenario = Scenario::start("haproxy", name, 2).await;
+    let before = scenario.app_containers().await;
+    scenario.write_override(release);
+    let args = with_options(
+        &documented_args(&scenario),
+        &["--healthcheck-timeout", timeout],
+    );
+    let (finished, tally) = roll_under_load(&scenario, &args).await;
+    report(&format!(
+        "{name}: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    BrokenRelease {
+        scenario,
+        before,
+        finished,
+        tally,
+    }
+}
+
 /// Scenario 2: a release that never turns healthy is rolled back at the health timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolls_back_a_release_that_never_turns_healthy() {
     let Some(_machine) = begin().await else {
         return;
     };
-    let scenario = Scenario::start("haproxy", "neverhealthy", 2).await;
-    let before = scenario.app_containers().await;
-    scenario.write_override(NEVER_HEALTHY);
-    let args = with_options(
-        &documented_args(&scenario),
-        &["--healthcheck-timeout", "8s"],
-    );
+    let BrokenRelease {
+        scenario,
+        before,
+        finished,
+        tally,
+    } = roll_broken_release("neverhealthy", NEVER_HEALTHY, "8s").await;
 
-    let (finished, tally) = roll_under_load(&scenario, &args).await;
-
-    report(&format!(
-        "neverhealthy: tool {:.1}s; load: {tally}",
-        finished.elapsed.as_secs_f64()
-    ));
     assert_exit(&finished, 1, "never healthy");
     assert_no_failures(&scenario, &tally, "never healthy").await;
     assert_eq!(
@@ -96,20 +120,13 @@ async fn fails_fast_when_the_new_container_exits() {
     let Some(_machine) = begin().await else {
         return;
     };
-    let scenario = Scenario::start("haproxy", "exits", 2).await;
-    let before = scenario.app_containers().await;
-    scenario.write_override(EXITS_AT_START);
-    let args = with_options(
-        &documented_args(&scenario),
-        &["--healthcheck-timeout", "100s"],
-    );
+    let BrokenRelease {
+        scenario,
+        before,
+        finished,
+        tally,
+    } = roll_broken_release("exits", EXITS_AT_START, "100s").await;
 
-    let (finished, tally) = roll_under_load(&scenario, &args).await;
-
-    report(&format!(
-        "exits: tool {:.1}s; load: {tally}",
-        finished.elapsed.as_secs_f64()
-    ));
     assert_exit(&finished, 1, "exits at start");
     assert!(
         finished.elapsed < Duration::from_secs(30),

@@ -200,6 +200,7 @@ pub fn resolve(service: &str, flags: &Layer, file: &Layer) -> Result<Resolved, S
             wait_until_unhealthy,
             drain_timeout,
             wait_after_unhealthy: wait_after_unhealthy.unwrap_or_default(),
+            ..Settings::default()
         },
         pre_stop_cmd,
         sources,

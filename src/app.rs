@@ -14,7 +14,7 @@ use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::journal::Journal;
 use crate::lock::{Lock, StateDir};
-use crate::plan::{Plan, Snapshot, plan};
+use crate::plan::{Batching, Plan, Snapshot, plan};
 use crate::report::Reporter;
 use crate::rollout::Machine;
 use crate::rollout::driver::Driver;
@@ -174,6 +174,10 @@ impl ServiceRollout<'_> {
             containers,
             journal: state.journal().load(),
             follow_replicas: self.follow_replicas,
+            batching: Batching {
+                parallelism: self.resolved.settings.parallelism,
+                order: self.resolved.settings.order,
+            },
         };
         let plan = plan(&snapshot).map_err(Failure::usage)?;
         Ok((snapshot, plan))
@@ -255,7 +259,8 @@ impl ServiceRollout<'_> {
             events,
         );
         let (outcome, times) = driver.drive(&mut machine).await;
-        if outcome.exit != Exit::Incomplete {
+        // Kept while old and new run side by side, so that the next run knows which is which.
+        if outcome.exit != Exit::Incomplete && !machine.is_mixed() {
             journal_file.remove();
         }
         reporter.finish(outcome.exit, &outcome.message, &times);

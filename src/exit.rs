@@ -10,6 +10,9 @@ pub enum Exit {
     Done,
     /// The rollout failed and was rolled back: the old containers still serve.
     RolledBack,
+    /// The rollout failed part of the way (`failure_action: pause` or `continue`): old and new
+    /// containers serve side by side; a next run finishes it.
+    Partial,
     /// Bad usage or an unmet precondition: nothing was changed.
     Usage,
     /// The rollout failed and cleanup is incomplete: the output says what is left.
@@ -24,7 +27,7 @@ impl Exit {
     pub fn code(self) -> u8 {
         match self {
             Exit::Done => 0,
-            Exit::RolledBack => 1,
+            Exit::RolledBack | Exit::Partial => 1,
             Exit::Usage => 2,
             Exit::Incomplete => 3,
             Exit::Interrupted => 130,

@@ -4,6 +4,7 @@
 use crate::docker::compose::{ServiceConfig, host_port_capacity};
 use crate::docker::container::{Container, Health};
 use crate::journal::Journal;
+use crate::rollout::settings::Order;
 
 /// Everything read before changing anything.
 #[derive(Clone, Debug)]
@@ -19,6 +20,23 @@ pub struct Snapshot {
     /// Go to `deploy.replicas` when the file sets it (a stack rollout: the file is the truth, as
     /// for `docker compose up`), rather than keep the number running (one service named).
     pub follow_replicas: bool,
+    pub batching: Batching,
+}
+
+/// How the containers are replaced: `deploy.update_config`'s `parallelism` and `order`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Batching {
+    /// Containers replaced per batch; 0: all at once.
+    pub parallelism: u32,
+    pub order: Order,
+}
+
+/// One step of the rollout: start `create` new containers and retire these old ones (in the
+/// order's sequence).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub create: u32,
+    pub retire: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +50,11 @@ pub struct Plan {
     pub adopted: Vec<Container>,
     /// How many new containers serve at the end.
     pub target: u32,
-    /// The `--scale` total: everything kept running until retirement, plus what is created.
-    pub scale_to: u32,
+    /// The batches, in order; one when everything is replaced at once.
+    pub batches: Vec<Batch>,
+    pub order: Order,
+    /// The most containers of the service running at any moment.
+    pub peak: u32,
     /// How an interrupted earlier run was recognised, if one was.
     pub recovery: Option<String>,
 }
@@ -63,17 +84,65 @@ pub fn plan(snapshot: &Snapshot) -> Result<Plan, String> {
     if adopted.len() > target as usize {
         retire.extend(adopted.split_off(target as usize));
     }
-    let scale_to = (retire.len() + adopted.len()) as u32 + (target - adopted.len() as u32);
+    // Containers that do not serve go first: retiring them costs no capacity.
+    retire.sort_by_key(|c| (c.health == Health::Healthy, c.number));
+    let to_create = target - adopted.len() as u32;
+    let batches = batches(&retire, to_create, snapshot.batching.parallelism);
+    let order = snapshot.batching.order;
+    let peak = peak((retire.len() + adopted.len()) as u32, &batches, order);
 
-    check_room(snapshot, scale_to)?;
+    check_room(snapshot, peak)?;
     Ok(Plan {
         leftovers,
         retire,
         adopted,
         target,
-        scale_to,
+        batches,
+        order,
+        peak,
         recovery,
     })
+}
+
+/// Splits the work into batches of `parallelism` (0: one batch). A first deploy has nothing to
+/// protect and is never split.
+fn batches(retire: &[Container], create: u32, parallelism: u32) -> Vec<Batch> {
+    let ids: Vec<String> = retire.iter().map(|c| c.id.clone()).collect();
+    let size = parallelism as usize;
+    let work = ids.len().max(create as usize);
+    if size == 0 || size >= work || ids.is_empty() {
+        return vec![Batch {
+            create,
+            retire: ids,
+        }];
+    }
+    (0..work.div_ceil(size))
+        .map(|index| {
+            let from = index * size;
+            Batch {
+                create: (create as usize).saturating_sub(from).min(size) as u32,
+                retire: ids[from.min(ids.len())..(from + size).min(ids.len())].to_vec(),
+            }
+        })
+        .collect()
+}
+
+/// The most containers running at once, from `running` before the first batch.
+fn peak(running: u32, batches: &[Batch], order: Order) -> u32 {
+    let mut now = running;
+    let mut peak = running;
+    for batch in batches {
+        let retired = batch.retire.len() as u32;
+        now = match order {
+            Order::StartFirst => {
+                peak = peak.max(now + batch.create);
+                now + batch.create - retired
+            }
+            Order::StopFirst => now - retired + batch.create,
+        };
+        peak = peak.max(now);
+    }
+    peak
 }
 
 type Split = (Vec<Container>, Vec<Container>, u32, Option<String>);
@@ -110,7 +179,12 @@ fn split_old_and_new(snapshot: &Snapshot, running: Vec<Container>) -> Split {
         let (new, old): (Vec<_>, Vec<_>) = running
             .into_iter()
             .partition(|c| c.config_hash == snapshot.config_hash);
-        let target = old.len() as u32;
+        // Replaced in batches, old and new add up to the target; all at once, the old ones do.
+        let target = match snapshot.config.replicas {
+            Some(replicas) if replicas > 0 && snapshot.follow_replicas => replicas,
+            _ if snapshot.batching.parallelism > 0 => (old.len() + new.len()) as u32,
+            _ => old.len() as u32,
+        };
         let note = format!(
             "two configurations run side by side ({} old, {} new): finishing an interrupted rollout to {target}",
             old.len(),
@@ -132,9 +206,9 @@ fn split_old_and_new(snapshot: &Snapshot, running: Vec<Container>) -> Split {
 }
 
 /// Scaling needs room for two containers side by side; say so before changing anything.
-fn check_room(snapshot: &Snapshot, scale_to: u32) -> Result<(), String> {
+fn check_room(snapshot: &Snapshot, peak: u32) -> Result<(), String> {
     let service = &snapshot.service;
-    if scale_to <= 1 {
+    if peak <= 1 {
         return Ok(());
     }
     if let Some(name) = &snapshot.config.container_name {
@@ -147,12 +221,13 @@ fn check_room(snapshot: &Snapshot, scale_to: u32) -> Result<(), String> {
         .config
         .published_ports
         .iter()
-        .find(|port| host_port_capacity(port) < scale_to)
+        .find(|port| host_port_capacity(port) < peak)
     {
         return Err(format!(
-            "service '{service}' publishes host port {port}, which {scale_to} containers cannot share: \
-             publish only the container port (e.g. \"80\") and put a reverse proxy in front, or give a range \
-             of at least {scale_to} ports"
+            "service '{service}' publishes host port {port}, which {peak} containers cannot share: \
+             publish only the container port (e.g. \"80\") and put a reverse proxy in front, give a range \
+             of at least {peak} ports, or set deploy.update_config.order: stop-first (--order stop-first; \
+             a gap in service while the old container is replaced)"
         ));
     }
     Ok(())
@@ -200,6 +275,7 @@ mod tests {
                 pid: 0,
             }),
             follow_replicas: false,
+            batching: Batching::default(),
         }
     }
 
@@ -211,7 +287,7 @@ mod tests {
             .join(",")
     }
 
-    /// (containers, journal) → (leftovers, retire, adopted, target, scale_to)
+    /// (containers, journal) → (leftovers, retire, adopted, target, peak)
     #[test]
     fn plans() {
         type Case<'a> = (
@@ -276,7 +352,7 @@ mod tests {
                     "b3:running:unhealthy:new",
                 ],
                 None,
-                ("", "a1,b3", "b2", 1, 3),
+                ("", "b3,a1", "b2", 1, 3),
             ),
             // A stale journal (its old containers are gone) is ignored.
             (
@@ -285,7 +361,7 @@ mod tests {
                 ("", "b2", "", 1, 2),
             ),
         ];
-        for (specs, journal, (leftovers, retire, adopted, target, scale_to)) in cases {
+        for (specs, journal, (leftovers, retire, adopted, target, peak)) in cases {
             let plan = plan(&snapshot(specs, *journal)).unwrap();
             assert_eq!(
                 (
@@ -293,9 +369,9 @@ mod tests {
                     ids(&plan.retire).as_str(),
                     ids(&plan.adopted).as_str(),
                     plan.target,
-                    plan.scale_to
+                    plan.peak
                 ),
-                (*leftovers, *retire, *adopted, *target, *scale_to),
+                (*leftovers, *retire, *adopted, *target, *peak),
                 "{specs:?} {journal:?}"
             );
             let recognised = journal.is_some_and(|(old, _)| {
@@ -310,7 +386,7 @@ mod tests {
     #[test]
     fn a_stack_follows_deploy_replicas_and_one_named_service_keeps_its_count() {
         let two = ["a1:running:healthy:old", "a2:running:healthy:old"];
-        // (follow_replicas, deploy.replicas) → (target, scale_to)
+        // (follow_replicas, deploy.replicas) → (target, peak)
         let cases = [
             (false, Some(3), (2, 4)),
             (true, Some(3), (3, 5)),
@@ -318,14 +394,14 @@ mod tests {
             (true, None, (2, 4)),
             (true, Some(0), (2, 4)),
         ];
-        for (follow, replicas, (target, scale_to)) in cases {
+        for (follow, replicas, (target, peak)) in cases {
             let mut snapshot = snapshot(&two, None);
             snapshot.follow_replicas = follow;
             snapshot.config.replicas = replicas;
             let plan = plan(&snapshot).unwrap();
             assert_eq!(
-                (plan.target, plan.scale_to),
-                (target, scale_to),
+                (plan.target, plan.peak),
+                (target, peak),
                 "{follow} {replicas:?}"
             );
         }
@@ -353,5 +429,73 @@ mod tests {
             plan(&first_deploy).is_ok(),
             "one container may have a fixed name"
         );
+    }
+
+    /// (old, new to create, parallelism, order) → batches as "create:retired" and the peak.
+    #[test]
+    fn batches_never_run_more_than_n_plus_parallelism() {
+        let old3 = [
+            "a1:running:healthy:old",
+            "a2:running:healthy:old",
+            "a3:running:healthy:old",
+        ];
+        type Case<'a> = (&'a [&'a str], Option<u32>, u32, Order, &'a str, u32);
+        let cases: &[Case] = &[
+            (&old3, None, 0, Order::StartFirst, "3:a1,a2,a3", 6),
+            (&old3, None, 1, Order::StartFirst, "1:a1 1:a2 1:a3", 4),
+            (&old3, None, 2, Order::StartFirst, "2:a1,a2 1:a3", 5),
+            (&old3, None, 3, Order::StartFirst, "3:a1,a2,a3", 6),
+            (&old3, None, 1, Order::StopFirst, "1:a1 1:a2 1:a3", 3),
+            // 3 → 5 and 3 → 1 from the file, one at a time.
+            (
+                &old3,
+                Some(5),
+                1,
+                Order::StartFirst,
+                "1:a1 1:a2 1:a3 1: 1:",
+                5,
+            ),
+            (&old3, Some(1), 1, Order::StartFirst, "1:a1 0:a2 0:a3", 4),
+            // A first deploy has nothing to protect: one batch.
+            (&[], Some(3), 1, Order::StartFirst, "3:", 3),
+            // What does not serve goes first.
+            (
+                &["a1:running:healthy:old", "a2:running:unhealthy:old"],
+                None,
+                1,
+                Order::StartFirst,
+                "1:a2 1:a1",
+                3,
+            ),
+        ];
+        for (specs, replicas, parallelism, order, expected, peak) in cases {
+            let mut snapshot = snapshot(specs, None);
+            snapshot.follow_replicas = true;
+            snapshot.config.replicas = *replicas;
+            snapshot.batching = Batching {
+                parallelism: *parallelism,
+                order: *order,
+            };
+            let plan = plan(&snapshot).unwrap();
+            let shown: Vec<String> = plan
+                .batches
+                .iter()
+                .map(|b| format!("{}:{}", b.create, b.retire.join(",")))
+                .collect();
+            assert_eq!(
+                (shown.join(" ").as_str(), plan.peak),
+                (*expected, *peak),
+                "{specs:?} {replicas:?} {parallelism} {order:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stop_first_fits_a_fixed_host_port() {
+        let mut snapshot = snapshot(&["a1:running:healthy:old"], None);
+        snapshot.config.published_ports = vec!["8080".into()];
+        assert!(plan(&snapshot).is_err());
+        snapshot.batching.order = Order::StopFirst;
+        assert_eq!(plan(&snapshot).unwrap().peak, 1);
     }
 }

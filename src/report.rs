@@ -14,6 +14,7 @@ use crate::duration::show;
 use crate::exit::Exit;
 use crate::plan::Plan;
 use crate::rollout::Phase;
+use crate::rollout::settings::Order;
 use crate::service_settings::Source;
 
 /// Like `eprintln!`, but a closed stderr (the reader went away) must not stop a rollout midway.
@@ -129,19 +130,48 @@ impl Reporter {
                 list(&plan.adopted)
             ));
         }
-        if plan.to_create() > 0 {
+        if let [batch] = plan.batches.as_slice() {
+            if batch.create > 0 {
+                steps.push(format!(
+                    "scale {service} to {} containers, creating {} new one(s)",
+                    plan.peak, batch.create
+                ));
+            }
             steps.push(format!(
-                "scale {service} to {} containers, creating {} new one(s)",
-                plan.scale_to,
-                plan.to_create()
+                "wait until {} new container(s) are healthy",
+                plan.target
             ));
-        }
-        steps.push(format!(
-            "wait until {} new container(s) are healthy",
-            plan.target
-        ));
-        if !plan.retire.is_empty() {
-            steps.push(format!("drain and retire: {}", list(&plan.retire)));
+            if !plan.retire.is_empty() {
+                steps.push(format!("drain and retire: {}", list(&plan.retire)));
+            }
+        } else {
+            let count = plan.batches.len();
+            for (index, batch) in plan.batches.iter().enumerate() {
+                let retire: Vec<Container> = plan
+                    .retire
+                    .iter()
+                    .filter(|c| batch.retire.contains(&c.id))
+                    .cloned()
+                    .collect();
+                let start = format!(
+                    "start {} new container(s) and wait until healthy",
+                    batch.create
+                );
+                let stop = format!("drain and retire {}", list(&retire));
+                let (first, then) = match plan.order {
+                    Order::StartFirst => (start, stop),
+                    Order::StopFirst => (stop, start),
+                };
+                steps.push(format!(
+                    "batch {} of {count}: {first}, then {then}",
+                    index + 1
+                ));
+            }
+            steps.push(format!(
+                "at most {} containers run at once ({})",
+                plan.peak,
+                plan.order.name()
+            ));
         }
         if let Some(recovery) = &plan.recovery {
             self.info(recovery);
@@ -161,8 +191,10 @@ impl Reporter {
                 "remove": plan.leftovers.iter().map(|c| &c.id).collect::<Vec<_>>(),
                 "retire": plan.retire.iter().map(|c| &c.id).collect::<Vec<_>>(),
                 "adopt": plan.adopted.iter().map(|c| &c.id).collect::<Vec<_>>(),
-                "scale_to": plan.scale_to,
+                "peak": plan.peak,
                 "create": plan.to_create(),
+                "order": plan.order,
+                "batches": plan.batches.iter().map(|b| json!({ "create": b.create, "retire": b.retire })).collect::<Vec<_>>(),
                 "target": plan.target,
             }),
         );

@@ -620,9 +620,8 @@ fn signalled_while_draining(signals: &[&str]) -> scenario::Run {
 #[test]
 fn a_signal_past_the_pre_stop_finishes_the_rollout() {
     let run = signalled_while_draining(&["INT"]);
-    run.assert_exit(0).assert_stderr(
-        "interrupted after the old containers began to drain: finishing the rollout",
-    );
+    run.assert_exit(0)
+        .assert_stderr("interrupted while old containers drain: finishing that step first");
     assert_eq!(run.called("stop"), [format!("stop -- {OLD}")], "{run}");
     assert_eq!(run.called("rm"), [format!("rm -- {OLD}")], "{run}");
 }

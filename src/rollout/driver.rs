@@ -28,6 +28,8 @@ pub struct Driver<'a> {
     pub project: String,
     pub service: String,
     pub pre_stop: Option<Template>,
+    /// Undoes the pre-stop on old containers a rollback starts again.
+    pub undo_pre_stop: Option<Template>,
     /// Names of the containers known before the rollout, for the pre-stop template.
     pub names: BTreeMap<String, String>,
     /// Every container id that existed before the scale: anything else after it is new.
@@ -71,6 +73,7 @@ impl<'a> Driver<'a> {
             project,
             service,
             pre_stop,
+            undo_pre_stop: None,
             names,
             known,
             reporter,
@@ -117,10 +120,16 @@ impl<'a> Driver<'a> {
             input = match action {
                 Action::Finish(outcome) => return (outcome, times),
                 Action::Remove(ids) => self.remove(&ids).await,
-                Action::Scale { total } => self.scale(total, &machine.new_ids()).await,
+                Action::Scale { total, start_by_id } => {
+                    self.scale(total, start_by_id, &machine.new_ids()).await
+                }
                 Action::Watch { ids, until } => self.watch(ids, until).await,
-                Action::PreStop(ids) => self.pre_stop(&ids).await,
-                Action::Retire(ids) => self.retire(&ids).await,
+                Action::PreStop(ids) => {
+                    let failures = self.run_hook(self.pre_stop.as_ref(), &ids).await;
+                    Input::PreStopFinished(failures)
+                }
+                Action::Retire { ids, keep } => self.retire(&ids, keep).await,
+                Action::Restore(ids) => self.restore(&ids).await,
                 Action::Verify => {
                     match self.docker.containers(&self.project, &self.service).await {
                         Ok(containers) => Input::Verified(containers),
@@ -140,11 +149,17 @@ impl<'a> Driver<'a> {
                 .join(" ")
         };
         match (machine.phase(), action) {
-            (Phase::Rollback, _) => format!("rolling back: {}", machine.failure().unwrap_or("")),
+            (Phase::Rollback, _) => match machine.failure() {
+                Some(why) => format!("rolling back: {why}"),
+                None => "undoing the failed batch".to_owned(),
+            },
+            (Phase::Prune, Action::Remove(ids)) => {
+                format!("removing the stopped old container(s) {}", list(ids))
+            }
             (_, Action::Remove(ids)) => {
                 format!("removing stopped leftover container(s) {}", list(ids))
             }
-            (_, Action::Scale { total }) => {
+            (_, Action::Scale { total, .. }) => {
                 format!("scaling {} to {total} containers", self.service)
             }
             (Phase::Health, Action::Watch { ids, .. }) => {
@@ -165,9 +180,17 @@ impl<'a> Driver<'a> {
                 "waiting {} for the proxy to drop them (--wait-after-unhealthy)",
                 show(until.saturating_duration_since(Instant::now()))
             ),
-            (_, Action::Retire(ids)) => {
+            (_, Action::Retire { ids, keep: false }) => {
                 format!("stopping and removing old container(s) {}", list(ids))
             }
+            (_, Action::Retire { ids, keep: true }) => format!(
+                "stopping old container(s) {}, kept until the rollout succeeds",
+                list(ids)
+            ),
+            (Phase::Delay, Action::Watch { until, .. }) => format!(
+                "waiting {} before the next batch (update_config.delay)",
+                show(until.saturating_duration_since(Instant::now()))
+            ),
             (_, Action::Verify) => "checking the result".to_owned(),
             _ => String::new(),
         }
@@ -182,11 +205,18 @@ impl<'a> Driver<'a> {
         }
     }
 
-    async fn scale(&mut self, total: u32, adopted: &[String]) -> Input {
+    async fn scale(&mut self, total: u32, start_by_id: bool, adopted: &[String]) -> Input {
         let service = self.service.clone();
-        let up = self.docker.compose([
-            "up".to_owned(),
-            "--detach".to_owned(),
+        let mut up = vec!["up".to_owned()];
+        up.push(
+            if start_by_id {
+                "--no-start"
+            } else {
+                "--detach"
+            }
+            .to_owned(),
+        );
+        up.extend([
             "--no-deps".to_owned(),
             "--no-recreate".to_owned(),
             "--scale".to_owned(),
@@ -194,7 +224,7 @@ impl<'a> Driver<'a> {
             "--".to_owned(),
             service,
         ]);
-        if let Err(error) = self.docker.run(up).await {
+        if let Err(error) = self.docker.run(self.docker.compose(up)).await {
             return Input::Failed(brief(&error));
         }
         let ids = match self
@@ -209,6 +239,18 @@ impl<'a> Driver<'a> {
             .into_iter()
             .filter(|id| !self.known.contains(id))
             .collect();
+        self.known.extend(created.iter().cloned());
+        if start_by_id && !created.is_empty() {
+            let mut start = vec!["start".to_owned(), "--".to_owned()];
+            start.extend(created.iter().cloned());
+            if let Err(error) = self.docker.run(self.docker.docker(start)).await {
+                // Reported as created, so that the rollback removes them.
+                self.reporter.warning(&format!(
+                    "starting the new containers failed: {}",
+                    brief(&error)
+                ));
+            }
+        }
         let mut watched = adopted.to_vec();
         watched.extend(created.iter().cloned());
         let containers = match self.fresh_inspect(&watched).await {
@@ -351,9 +393,11 @@ impl<'a> Driver<'a> {
         Input::Observed(self.watch.statuses.values().cloned().collect())
     }
 
-    async fn pre_stop(&self, ids: &[String]) -> Input {
-        let Some(template) = &self.pre_stop else {
-            return Input::PreStopFinished(Vec::new());
+    /// Runs a templated command (the pre-stop, or its undo) once per container, in parallel;
+    /// answers the ones that failed, with why.
+    async fn run_hook(&self, template: Option<&Template>, ids: &[String]) -> Vec<(String, String)> {
+        let Some(template) = template else {
+            return Vec::new();
         };
         let mut running = JoinSet::new();
         for id in ids {
@@ -383,7 +427,7 @@ impl<'a> Driver<'a> {
                 continue;
             };
             let shown = shell_words::join(&argv);
-            tracing::debug!(target: "docker", "pre-stop: {shown}");
+            tracing::debug!(target: "docker", "hook: {shown}");
             match result {
                 Err(_) => failures.push((
                     id,
@@ -403,15 +447,18 @@ impl<'a> Driver<'a> {
                 }
             }
         }
-        Input::PreStopFinished(failures)
+        failures
     }
 
-    async fn retire(&self, ids: &[String]) -> Input {
+    async fn retire(&self, ids: &[String], keep: bool) -> Input {
         // No `-t`: each container's own stop_grace_period holds.
         let mut stop = vec!["stop".to_owned(), "--".to_owned()];
         stop.extend(ids.iter().cloned());
         if let Err(error) = self.docker.run(self.docker.docker(stop)).await {
             return Input::Failed(brief(&error));
+        }
+        if keep {
+            return Input::Done;
         }
         let mut remove = vec!["rm".to_owned(), "--".to_owned()];
         remove.extend(ids.iter().cloned());
@@ -421,7 +468,23 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Removes every container of the service but the old ones, after reporting why each failed.
+    /// Starts old containers kept stopped, then undoes the pre-stop on each.
+    async fn restore(&self, ids: &[String]) -> Input {
+        let mut start = vec!["start".to_owned(), "--".to_owned()];
+        start.extend(ids.iter().cloned());
+        if let Err(error) = self.docker.run(self.docker.docker(start)).await {
+            return Input::Failed(brief(&error));
+        }
+        for (id, why) in self.run_hook(self.undo_pre_stop.as_ref(), ids).await {
+            self.reporter.warning(&format!(
+                "undoing the pre-stop on {} failed: {why}",
+                short_id(&id)
+            ));
+        }
+        Input::Done
+    }
+
+    /// Removes every container of the service but `keep`, after reporting why each failed.
     async fn roll_back(&self, keep: &[String]) -> Input {
         let ids = match self
             .docker

@@ -1,15 +1,22 @@
 //! The rollout's decisions, free of I/O: it takes what was observed and answers with the next
 //! action. Time comes in as `now`, so every timeout is testable without waiting.
 //!
-//! The line it never crosses: until the first pre-stop command runs, the old containers are
-//! untouched and any failure or signal rolls back (the new containers go). From the pre-stop on,
-//! the new containers are healthy and serving, so the rollout finishes instead.
+//! The work comes in batches (`deploy.update_config.parallelism`; one batch when everything is
+//! replaced at once). A batch starts its new containers, waits until they are healthy, then
+//! drains and retires its share of the old ones (`order: stop-first` turns that around).
+//!
+//! The line it never crosses: a failure or a signal while old containers drain lets that step
+//! finish, since the new containers already serve. Any other failure undoes work as
+//! `failure_action` says: the failed batch's new containers go, and with `rollback` the old
+//! containers that earlier batches retired come back; they were kept stopped, not removed, for
+//! exactly that.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use tokio::time::Instant;
 
 use super::Settings;
+use super::settings::{FailureAction, Order};
 use crate::docker::container::{Container, Health, Healthcheck, State};
 use crate::duration::show;
 use crate::exit::Exit;
@@ -28,6 +35,10 @@ pub enum Phase {
     /// `--wait-after-unhealthy`: time for the proxy to notice the drained containers.
     ProxyWait,
     Retire,
+    /// `update_config.delay` between batches, watching the new containers.
+    Delay,
+    /// Removing the old containers kept stopped for a rollback, once none can come.
+    Prune,
     Verify,
     Rollback,
     Done,
@@ -44,15 +55,20 @@ impl Phase {
             Phase::Drain => "drain",
             Phase::ProxyWait => "proxy-wait",
             Phase::Retire => "retire",
+            Phase::Delay => "delay",
+            Phase::Prune => "prune",
             Phase::Verify => "verify",
             Phase::Rollback => "rollback",
             Phase::Done => "done",
         }
     }
 
-    /// Past this line the old containers have been touched: no rolling back.
-    fn past_point_of_no_return(self) -> bool {
-        self >= Phase::PreStop && self != Phase::Rollback
+    /// Old containers are being drained or stopped: that step finishes, whatever happens.
+    fn touches_old(self) -> bool {
+        matches!(
+            self,
+            Phase::PreStop | Phase::Drain | Phase::ProxyWait | Phase::Retire
+        )
     }
 }
 
@@ -122,11 +138,14 @@ pub enum Input {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// `docker rm -f` containers that do not serve (leftovers).
+    /// `docker rm -f` containers that do not serve (leftovers, old ones kept stopped).
     Remove(Vec<String>),
     /// `compose up --scale SERVICE=total`, then report the containers it created.
     Scale {
         total: u32,
+        /// Create without starting, then start the created ones by id: Compose would also
+        /// start the stopped old containers kept for a rollback.
+        start_by_id: bool,
     },
     /// Report the statuses of these containers on every change, and `Deadline` at `until`.
     Watch {
@@ -134,8 +153,14 @@ pub enum Action {
         until: Instant,
     },
     PreStop(Vec<String>),
-    /// `docker stop` (their own grace period), then `docker rm`.
-    Retire(Vec<String>),
+    /// `docker stop` (their own grace period), then `docker rm` unless `keep`.
+    Retire {
+        ids: Vec<String>,
+        /// Stopped, not removed: a rollback may start them again.
+        keep: bool,
+    },
+    /// `docker start` old containers kept stopped, then the pre-stop's undo command on each.
+    Restore(Vec<String>),
     /// List every container of the service.
     Verify,
     /// Stop and remove every container of the service except these.
@@ -162,23 +187,67 @@ pub struct Machine {
     plan: Plan,
     settings: Settings,
     phase: Phase,
-    /// The new containers: adopted from an interrupted run, then created by the scale.
+    /// The new containers: adopted from an interrupted run, then created batch by batch.
     new: Vec<Created>,
+    /// Index of the current batch in `plan.batches`.
+    batch: usize,
+    /// The new containers of the current batch.
+    batch_new: Vec<String>,
+    /// Old containers retired but kept stopped, so that a rollback can start them again.
+    kept: Vec<String>,
+    /// Of `kept`, those the current batch stopped.
+    kept_in_batch: Vec<String>,
+    /// Old containers retired and removed.
+    removed: Vec<String>,
+    /// Old containers left serving because their batch failed and the failure was tolerated.
+    spared: Vec<String>,
+    /// How many new containers failed so far (for `max_failure_ratio`).
+    failed: u32,
+    /// The last known status of every container watched so far.
     statuses: BTreeMap<String, Status>,
     /// Old containers whose pre-stop failed: not waited on to turn unhealthy.
     undrained: Vec<String>,
     failure: Option<String>,
-    rollback: RollbackStep,
-    /// New containers that were healthy when the rollback began: waited on to turn unhealthy.
-    rollback_healthy: Vec<String>,
+    retreat: Retreat,
     signal: Option<Signal>,
     current: Option<Action>,
     notes: Vec<Note>,
 }
 
+/// Undoing work after a failure: a queue of steps, then what comes after them.
+#[derive(Default)]
+struct Retreat {
+    steps: VecDeque<Undo>,
+    step: Option<Undo>,
+    sub: RollbackStep,
+    /// Containers of a `Drop` that were healthy: waited on to turn unhealthy.
+    healthy: Vec<String>,
+    after: After,
+    /// Old containers restarted so far.
+    restored: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Undo {
+    /// Drain (with the pre-stop command) and remove new containers.
+    Drop(Vec<String>),
+    /// Start old containers kept stopped and wait until they are healthy again.
+    Restore(Vec<String>),
+    /// Remove old containers kept stopped that will not come back.
+    Discard(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum After {
+    #[default]
+    RolledBack,
+    Paused,
+    NextBatch,
+}
+
 impl Machine {
     pub fn new(plan: Plan, settings: Settings) -> Self {
-        let new = plan
+        let new: Vec<Created> = plan
             .adopted
             .iter()
             .map(|c| Created {
@@ -187,15 +256,21 @@ impl Machine {
             })
             .collect();
         Machine {
+            batch_new: new.iter().map(|c| c.id.clone()).collect(),
+            new,
             plan,
             settings,
             phase: Phase::Cleanup,
-            new,
+            batch: 0,
+            kept: Vec::new(),
+            kept_in_batch: Vec::new(),
+            removed: Vec::new(),
+            spared: Vec::new(),
+            failed: 0,
             statuses: BTreeMap::new(),
             undrained: Vec::new(),
             failure: None,
-            rollback: RollbackStep::Remove,
-            rollback_healthy: Vec::new(),
+            retreat: Retreat::default(),
             signal: None,
             current: None,
             notes: Vec::new(),
@@ -214,6 +289,12 @@ impl Machine {
         self.new.iter().map(|c| c.id.clone()).collect()
     }
 
+    /// Whether old and new containers of this run serve side by side (a paused rollout).
+    pub fn is_mixed(&self) -> bool {
+        let old_left = self.plan.retire.len() > self.removed.len();
+        !self.new.is_empty() && old_left
+    }
+
     pub fn take_notes(&mut self) -> Vec<Note> {
         std::mem::take(&mut self.notes)
     }
@@ -226,63 +307,86 @@ impl Machine {
 
     fn decide(&mut self, input: Input, now: Instant) -> Action {
         if let Input::Interrupted(signal) = input {
-            return self.interrupted(signal);
+            return self.interrupted(signal, now);
         }
         match (self.phase, input) {
             (Phase::Cleanup, Input::Begin) => {
+                if self.plan.order == Order::StopFirst && !self.plan.is_first_deploy() {
+                    self.notes.push(Note::Warning(
+                        "order stop-first: old containers stop before their replacements start, \
+                         so the service has a gap (fewer or no containers serving) in each batch"
+                            .into(),
+                    ));
+                }
                 let leftovers: Vec<String> =
                     self.plan.leftovers.iter().map(|c| c.id.clone()).collect();
                 if leftovers.is_empty() {
-                    self.scale(now)
+                    self.start_batch(now)
                 } else {
                     Action::Remove(leftovers)
                 }
             }
-            (Phase::Cleanup, Input::Done) => self.scale(now),
-            (Phase::Cleanup, Input::Failed(why)) => {
-                self.roll_back(format!("could not remove the stopped leftovers: {why}"))
-            }
+            (Phase::Cleanup, Input::Done) => self.start_batch(now),
+            (Phase::Cleanup, Input::Failed(why)) => self.fail(
+                format!("could not remove the stopped leftovers: {why}"),
+                0,
+                now,
+            ),
 
             (Phase::Scale, Input::Scaled(created)) => {
-                let expected = self.plan.to_create() as usize;
+                let expected = self.current_batch().create as usize;
+                let ids: Vec<String> = created.iter().map(|c| c.id.clone()).collect();
+                self.batch_new.extend(ids.iter().cloned());
                 if created.len() != expected {
-                    let ids: Vec<&str> = created.iter().map(|c| short_id(&c.id)).collect();
-                    return self.roll_back(format!(
-                        "the scale created {} container(s) ({}) where {expected} were asked for",
-                        created.len(),
-                        ids.join(" ")
-                    ));
+                    let shown: Vec<&str> = ids.iter().map(|id| short_id(id)).collect();
+                    // Known now, so that the rollback drains and removes them too.
+                    self.new.extend(created);
+                    return self.fail(
+                        format!(
+                            "the scale created {} container(s) ({}) where {expected} were asked for",
+                            ids.len(),
+                            shown.join(" ")
+                        ),
+                        0,
+                        now,
+                    );
                 }
                 self.new.extend(created);
                 self.await_health(now)
             }
             (Phase::Scale, Input::Failed(why)) => {
-                self.roll_back(format!("the scale failed: {why}"))
+                self.fail(format!("the scale failed: {why}"), 0, now)
             }
 
             (Phase::Health, Input::Observed(statuses)) => {
                 self.record(statuses);
                 match self.judge_new(false) {
-                    Judgement::Failed(why) => self.roll_back(why),
+                    Judgement::Failed(why) => self.fail_release(why, now),
                     Judgement::Passed => self.settle(now),
                     Judgement::Pending(_) => self.current.clone().expect("watching"),
                 }
             }
             (Phase::Health, Input::Deadline) => match self.judge_new(true) {
                 Judgement::Passed => self.settle(now),
-                Judgement::Failed(why) | Judgement::Pending(why) => self.roll_back(why),
+                Judgement::Failed(why) | Judgement::Pending(why) => self.fail_release(why, now),
             },
 
-            (Phase::Settle, Input::Observed(statuses)) => {
+            (Phase::Settle | Phase::Delay, Input::Observed(statuses)) => {
                 self.record(statuses);
                 match self.judge_new(true) {
                     Judgement::Failed(why) | Judgement::Pending(why) => {
-                        self.roll_back(format!("while settling: {why}"))
+                        let when = if self.phase == Phase::Settle {
+                            "while settling"
+                        } else {
+                            "between batches"
+                        };
+                        self.fail_release(format!("{when}: {why}"), now)
                     }
-                    Judgement::Passed => self.current.clone().expect("settling"),
+                    Judgement::Passed => self.current.clone().expect("watching"),
                 }
             }
-            (Phase::Settle, Input::Deadline) => self.pre_stop(now),
+            (Phase::Settle, Input::Deadline) => self.healthy_enough(now),
+            (Phase::Delay, Input::Deadline) => self.next_batch(now),
 
             (Phase::PreStop, Input::PreStopFinished(failures)) => {
                 for (id, why) in failures {
@@ -310,83 +414,58 @@ impl Machine {
                     .filter(|id| !self.statuses.get(id).is_some_and(Status::is_drained))
                     .collect();
                 self.notes.push(Note::Warning(format!(
-                    "old container(s) {} did not turn unhealthy in time; stopping them anyway \
-                     (the new containers are healthy and serving)",
-                    late.iter()
-                        .map(|id| short_id(id))
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    "old container(s) {} did not turn unhealthy in time; stopping them anyway",
+                    list(&late)
                 )));
                 self.proxy_wait(now)
             }
             (Phase::ProxyWait, Input::Deadline) => self.retire(),
 
             (Phase::Retire, Input::Done) => {
-                self.phase = Phase::Verify;
-                Action::Verify
+                let Some(Action::Retire { ids, keep }) = self.current.clone() else {
+                    unreachable!("retiring")
+                };
+                if keep {
+                    self.kept.extend(ids.iter().cloned());
+                    self.kept_in_batch.extend(ids);
+                } else {
+                    self.removed.extend(ids);
+                }
+                match self.plan.order {
+                    Order::StartFirst => self.batch_done(now),
+                    Order::StopFirst => self.scale(now),
+                }
             }
             (Phase::Retire, Input::Failed(why)) => {
-                let ids = self.retire_ids().join(" ");
+                self.phase = Phase::Done;
                 Action::Finish(Outcome {
                     exit: Exit::Incomplete,
                     message: format!(
                         "the new containers serve, but retiring the old ones failed: {why}; \
-                         left running: {ids}; fix: docker rm -f {ids}"
+                         left running: {ids}; fix: docker rm -f {ids}",
+                        ids = self.current_batch().retire.join(" ")
                     ),
                 })
+            }
+
+            (Phase::Prune, Input::Done) => self.verify_now(),
+            (Phase::Prune, Input::Failed(why)) => {
+                self.notes.push(Note::Warning(format!(
+                    "removing the old containers kept stopped failed: {why}"
+                )));
+                self.verify_now()
             }
 
             (Phase::Verify, Input::Verified(containers)) => self.verify(&containers),
-            (Phase::Verify, Input::Failed(why)) => Action::Finish(Outcome {
-                exit: Exit::Incomplete,
-                message: format!("the rollout ran, but listing the result failed: {why}"),
-            }),
-
-            (Phase::Rollback, Input::PreStopFinished(_)) => self.rollback_drain(now),
-            (Phase::Rollback, Input::Observed(statuses))
-                if self.rollback == RollbackStep::Drain =>
-            {
-                self.record(statuses);
-                let drained = self
-                    .rollback_healthy
-                    .iter()
-                    .all(|id| self.statuses.get(id).is_some_and(Status::is_drained));
-                if drained {
-                    self.rollback_proxy_wait(now)
-                } else {
-                    self.current.clone().expect("draining")
-                }
-            }
-            (Phase::Rollback, Input::Deadline) => match self.rollback {
-                RollbackStep::Drain => self.rollback_proxy_wait(now),
-                _ => self.remove_new(),
-            },
-            (Phase::Rollback, Input::Done) => {
-                let exit = self.signal.map_or(Exit::RolledBack, Signal::exit);
+            (Phase::Verify, Input::Failed(why)) => {
                 self.phase = Phase::Done;
-                Action::Finish(Outcome {
-                    exit,
-                    message: format!(
-                        "{}; rolled back: the {} old container(s) still serve, no new container is left",
-                        self.failure.clone().unwrap_or_default(),
-                        self.plan.retire.len()
-                    ),
-                })
-            }
-            (Phase::Rollback, Input::RollbackFailed { left, why }) => {
-                self.phase = Phase::Done;
-                let left: Vec<&str> = left.iter().map(|id| short_id(id)).collect();
                 Action::Finish(Outcome {
                     exit: Exit::Incomplete,
-                    message: format!(
-                        "{}; rolling back failed too: {why}. The old containers were not touched and serve; \
-                         new container(s) left: {}; fix: docker rm -f {}",
-                        self.failure.clone().unwrap_or_default(),
-                        left.join(" "),
-                        left.join(" ")
-                    ),
+                    message: format!("the rollout ran, but listing the result failed: {why}"),
                 })
             }
+
+            (Phase::Rollback, input) => self.retreating(input, now),
 
             // Anything else (a stale observation, a late deadline) changes nothing.
             (_, _) => self.current.clone().unwrap_or(Action::Finish(Outcome {
@@ -396,50 +475,93 @@ impl Machine {
         }
     }
 
-    fn interrupted(&mut self, signal: Signal) -> Action {
-        if self.phase == Phase::Rollback
-            && matches!(self.rollback, RollbackStep::Drain | RollbackStep::ProxyWait)
-        {
-            // Asked again while draining the new containers: remove them now.
-            return self.remove_new();
-        }
-        if self.phase == Phase::Rollback || self.phase == Phase::Done {
-            return self.current.clone().expect("rolling back");
-        }
-        if self.phase.past_point_of_no_return() {
-            if self.signal.is_some() && matches!(self.phase, Phase::Drain | Phase::ProxyWait) {
-                // Asked twice: stop waiting for the drain and retire the old containers now.
-                self.notes.push(Note::Warning(
-                    "interrupted again: retiring the old containers without waiting further".into(),
-                ));
-                return self.retire();
+    fn interrupted(&mut self, signal: Signal, now: Instant) -> Action {
+        match self.phase {
+            Phase::Rollback => {
+                if matches!(
+                    self.retreat.sub,
+                    RollbackStep::Drain | RollbackStep::ProxyWait
+                ) {
+                    // Asked again while draining the new containers: remove them now.
+                    return self.remove_dropped();
+                }
+                self.current.clone().expect("rolling back")
             }
-            if self.signal.is_none() {
-                self.notes.push(Note::Warning(
-                    "interrupted after the old containers began to drain: finishing the rollout, \
-                     since the new containers already serve (interrupt again to stop waiting and retire them now)"
-                        .into(),
-                ));
+            Phase::Done => self.current.clone().expect("finished"),
+            phase if phase.touches_old() => {
+                if self.signal.is_some() && matches!(phase, Phase::Drain | Phase::ProxyWait) {
+                    self.notes.push(Note::Warning(
+                        "interrupted again: retiring the old containers without waiting further"
+                            .into(),
+                    ));
+                    return self.retire();
+                }
+                if self.signal.is_none() {
+                    self.notes.push(Note::Warning(
+                        "interrupted while old containers drain: finishing that step first, since \
+                         the new containers already serve (interrupt again to stop waiting and retire them now)"
+                            .into(),
+                    ));
+                }
+                self.signal.get_or_insert(signal);
+                self.current.clone().expect("a running phase has an action")
             }
-            self.signal.get_or_insert(signal);
-            return self.current.clone().expect("a running phase has an action");
+            Phase::Prune | Phase::Verify => {
+                self.signal.get_or_insert(signal);
+                self.current.clone().expect("finishing")
+            }
+            _ => {
+                self.signal.get_or_insert(signal);
+                self.fail(interruption(signal), 0, now)
+            }
         }
-        self.signal.get_or_insert(signal);
-        let what = match signal {
-            Signal::Interrupt => "interrupted (SIGINT)",
-            Signal::Terminate => "terminated (SIGTERM)",
-        };
-        self.roll_back(what.into())
+    }
+
+    fn current_batch(&self) -> &crate::plan::Batch {
+        &self.plan.batches[self.batch]
+    }
+
+    fn is_last_batch(&self) -> bool {
+        self.batch + 1 >= self.plan.batches.len()
+    }
+
+    fn start_batch(&mut self, now: Instant) -> Action {
+        let count = self.plan.batches.len();
+        if count > 1 {
+            let batch = self.current_batch();
+            self.notes.push(Note::Info(format!(
+                "batch {} of {count}: {} new, {} old to retire ({})",
+                self.batch + 1,
+                batch.create,
+                batch.retire.len(),
+                list(&batch.retire)
+            )));
+        }
+        match self.plan.order {
+            Order::StartFirst => self.scale(now),
+            Order::StopFirst => self.pre_stop(now),
+        }
     }
 
     fn scale(&mut self, now: Instant) -> Action {
-        if self.plan.to_create() == 0 {
-            // An interrupted run already created every new container.
-            return self.await_health(now);
+        if let Some(signal) = self.signal {
+            return self.fail(interruption(signal), 0, now);
+        }
+        let create = self.current_batch().create;
+        if create == 0 {
+            // An interrupted run already created them, or a batch that only scales down.
+            return if self.batch_new.is_empty() {
+                self.healthy_enough(now)
+            } else {
+                self.await_health(now)
+            };
         }
         self.phase = Phase::Scale;
+        // Compose counts every container of the service, the stopped ones kept included.
+        let existing = self.plan.retire.len() - self.removed.len() + self.new.len();
         Action::Scale {
-            total: self.plan.scale_to,
+            total: existing as u32 + create,
+            start_by_id: !self.kept.is_empty(),
         }
     }
 
@@ -450,17 +572,22 @@ impl Machine {
             .iter()
             .filter_map(|c| c.healthcheck.as_ref())
             .collect();
+        let first = self.batch == 0;
         let timeout = if with_check.is_empty() {
-            self.notes.push(Note::Info(format!(
-                "the new containers have no healthcheck: waiting {} (--wait) and requiring that they keep running",
-                show(self.settings.wait_without_healthcheck)
-            )));
+            if first {
+                self.notes.push(Note::Info(format!(
+                    "the new containers have no healthcheck: waiting {} (--wait) and requiring that they keep running",
+                    show(self.settings.wait_without_healthcheck)
+                )));
+            }
             self.settings.wait_without_healthcheck
         } else if let Some(timeout) = self.settings.healthcheck_timeout {
-            self.notes.push(Note::Info(format!(
-                "health timeout {} (--healthcheck-timeout)",
-                show(timeout)
-            )));
+            if first {
+                self.notes.push(Note::Info(format!(
+                    "health timeout {} (--healthcheck-timeout)",
+                    show(timeout)
+                )));
+            }
             timeout
         } else {
             let slowest = with_check
@@ -468,11 +595,13 @@ impl Machine {
                 .max_by_key(|c| c.patience())
                 .expect("not empty");
             let timeout = slowest.patience();
-            self.notes.push(Note::Info(format!(
-                "health timeout {} (from the healthcheck: {})",
-                show(timeout),
-                slowest.describe()
-            )));
+            if first {
+                self.notes.push(Note::Info(format!(
+                    "health timeout {} (from the healthcheck: {})",
+                    show(timeout),
+                    slowest.describe()
+                )));
+            }
             timeout
         };
         self.watch(self.new_ids(), now + timeout)
@@ -480,21 +609,31 @@ impl Machine {
 
     fn settle(&mut self, now: Instant) -> Action {
         if self.settings.wait_after_healthy.is_zero() {
-            return self.pre_stop(now);
+            return self.healthy_enough(now);
         }
         self.phase = Phase::Settle;
-        // Watching, not sleeping: a new container that fails while settling still rolls back.
+        // Watching, not sleeping: a new container that fails while settling still fails.
         self.watch(self.new_ids(), now + self.settings.wait_after_healthy)
     }
 
+    /// The batch's new containers are healthy and settled.
+    fn healthy_enough(&mut self, now: Instant) -> Action {
+        match self.plan.order {
+            Order::StartFirst => self.pre_stop(now),
+            Order::StopFirst => self.batch_done(now),
+        }
+    }
+
     fn pre_stop(&mut self, now: Instant) -> Action {
-        if self.plan.is_first_deploy() {
-            self.phase = Phase::Retire;
-            return self.decide(Input::Done, now);
+        if self.current_batch().retire.is_empty() {
+            return match self.plan.order {
+                Order::StartFirst => self.batch_done(now),
+                Order::StopFirst => self.scale(now),
+            };
         }
         if self.settings.pre_stop {
             self.phase = Phase::PreStop;
-            Action::PreStop(self.retire_ids())
+            Action::PreStop(self.current_batch().retire.clone())
         } else {
             self.drain(now)
         }
@@ -506,9 +645,7 @@ impl Machine {
             return self.proxy_wait(now);
         }
         let checked: Vec<&Container> = self
-            .plan
-            .retire
-            .iter()
+            .retiring()
             .filter(|c| c.healthcheck.is_some())
             .collect();
         if checked.is_empty() {
@@ -517,7 +654,8 @@ impl Machine {
             ));
             return self.proxy_wait(now);
         }
-        if self.draining_ids().is_empty() {
+        let ids = self.draining_ids();
+        if ids.is_empty() {
             // Every pre-stop failed: nothing will turn unhealthy.
             return self.proxy_wait(now);
         }
@@ -533,7 +671,6 @@ impl Machine {
             "waiting up to {} for the old containers to turn unhealthy",
             show(timeout)
         )));
-        let ids = self.draining_ids();
         self.watch(ids, now + timeout)
     }
 
@@ -548,16 +685,59 @@ impl Machine {
 
     fn retire(&mut self) -> Action {
         self.phase = Phase::Retire;
-        Action::Retire(self.retire_ids())
+        // Stopped, not removed, while a later step may still need them back: the new containers
+        // of stop-first are yet to start; with `rollback`, later batches may fail.
+        let keep = self.plan.order == Order::StopFirst
+            || (self.settings.failure_action == FailureAction::Rollback && !self.is_last_batch());
+        Action::Retire {
+            ids: self.current_batch().retire.clone(),
+            keep,
+        }
+    }
+
+    fn batch_done(&mut self, now: Instant) -> Action {
+        if self.is_last_batch() || self.settings.delay.is_zero() {
+            return self.next_batch(now);
+        }
+        self.phase = Phase::Delay;
+        self.watch(self.new_ids(), now + self.settings.delay)
+    }
+
+    fn next_batch(&mut self, now: Instant) -> Action {
+        if self.is_last_batch() {
+            return self.finish_batches();
+        }
+        if let Some(signal) = self.signal {
+            return self.fail(interruption(signal), 0, now);
+        }
+        self.batch += 1;
+        self.batch_new.clear();
+        self.kept_in_batch.clear();
+        self.start_batch(now)
+    }
+
+    fn finish_batches(&mut self) -> Action {
+        if self.kept.is_empty() {
+            return self.verify_now();
+        }
+        self.phase = Phase::Prune;
+        Action::Remove(self.kept.clone())
+    }
+
+    fn verify_now(&mut self) -> Action {
+        self.removed.append(&mut self.kept);
+        self.phase = Phase::Verify;
+        Action::Verify
     }
 
     fn verify(&mut self, containers: &[Container]) -> Action {
         self.phase = Phase::Done;
         let new = self.new_ids();
+        let expected = |id: &String| new.contains(id) || self.spared.contains(id);
         let mut problems = Vec::new();
         for container in containers {
             let id = short_id(&container.id);
-            if !new.contains(&container.id) {
+            if !expected(&container.id) {
                 problems.push(format!(
                     "{id} ({}) should not be there",
                     container.state.name()
@@ -575,57 +755,192 @@ impl Machine {
         if missing > 0 {
             problems.push(format!("{missing} new container(s) disappeared"));
         }
-        if problems.is_empty() {
-            Action::Finish(Outcome {
-                exit: Exit::Done,
-                message: format!(
-                    "{} new container(s) serve ({}), {} old one(s) retired",
-                    new.len(),
-                    new.iter()
-                        .map(|id| short_id(id))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    self.plan.retire.len()
-                ),
-            })
-        } else {
-            let extra: Vec<&str> = containers
+        if !problems.is_empty() {
+            let extra: Vec<String> = containers
                 .iter()
-                .filter(|c| !new.contains(&c.id))
-                .map(|c| short_id(&c.id))
+                .filter(|c| !expected(&c.id))
+                .map(|c| c.id.clone())
                 .collect();
             let fix = if extra.is_empty() {
                 "run docker reroll again to replace them".to_owned()
             } else {
-                format!("fix: docker rm -f {}", extra.join(" "))
+                format!("fix: docker rm -f {}", list(&extra))
             };
-            Action::Finish(Outcome {
+            return Action::Finish(Outcome {
                 exit: Exit::Incomplete,
                 message: format!(
                     "the rollout ended in an unexpected state: {}; {fix}",
                     problems.join(", ")
                 ),
+            });
+        }
+        let retired = self.plan.retire.len() - self.spared.len();
+        if self.spared.is_empty() {
+            return Action::Finish(Outcome {
+                exit: Exit::Done,
+                message: format!(
+                    "{} new container(s) serve ({}), {retired} old one(s) retired",
+                    new.len(),
+                    list(&new)
+                ),
+            });
+        }
+        Action::Finish(Outcome {
+            exit: Exit::Partial,
+            message: format!(
+                "finished with failures: {} new container(s) serve ({}), {retired} old one(s) retired, \
+                 {} old one(s) kept serving because their replacements failed ({}); \
+                 run docker reroll again to replace them",
+                new.len(),
+                list(&new),
+                self.spared.len(),
+                list(&self.spared)
+            ),
+        })
+    }
+
+    /// A new container failed: counted against `max_failure_ratio`.
+    fn fail_release(&mut self, why: String, now: Instant) -> Action {
+        let unhealthy = self
+            .batch_new
+            .iter()
+            .filter(|id| {
+                !self
+                    .statuses
+                    .get(*id)
+                    .is_some_and(|s| s.state == State::Running && s.health != Health::Unhealthy)
             })
+            .count();
+        self.fail(why, unhealthy.max(1) as u32, now)
+    }
+
+    /// Decides how to undo after a failure (`failed` new containers failed; 0 for a signal or
+    /// a Docker error) and starts undoing.
+    fn fail(&mut self, why: String, failed: u32, now: Instant) -> Action {
+        self.failed += failed;
+        let ratio = f64::from(self.failed) / f64::from(self.plan.target.max(1));
+        let action = match (self.signal, self.settings.failure_action) {
+            (Some(_), FailureAction::Rollback) => FailureAction::Rollback,
+            (Some(_), _) => FailureAction::Pause,
+            (None, FailureAction::Continue) => FailureAction::Continue,
+            (None, _) if failed > 0 && ratio <= self.settings.max_failure_ratio => {
+                self.notes.push(Note::Warning(format!(
+                    "{} of {} new container(s) failed, within max_failure_ratio {}",
+                    self.failed, self.plan.target, self.settings.max_failure_ratio
+                )));
+                FailureAction::Continue
+            }
+            (None, action) => action,
+        };
+        let all_new = self.new_ids();
+        let batch_new = self.batch_new.clone();
+        let stop_first = self.plan.order == Order::StopFirst;
+        let mut steps = Vec::new();
+        let after = match action {
+            FailureAction::Rollback => {
+                if stop_first {
+                    // The new containers may hold what the old ones need (a host port).
+                    steps.push(Undo::Drop(all_new));
+                    steps.push(Undo::Restore(self.kept.clone()));
+                } else if self.kept.is_empty() {
+                    steps.push(Undo::Drop(all_new));
+                } else {
+                    // Capacity first: the old ones are back before the serving new ones go.
+                    let (serving, broken): (Vec<String>, Vec<String>) =
+                        all_new.into_iter().partition(|id| self.serves(id));
+                    steps.push(Undo::Drop(broken));
+                    steps.push(Undo::Restore(self.kept.clone()));
+                    steps.push(Undo::Drop(serving));
+                }
+                After::RolledBack
+            }
+            FailureAction::Pause | FailureAction::Continue => {
+                steps.push(Undo::Drop(batch_new));
+                steps.push(Undo::Restore(self.kept_in_batch.clone()));
+                // The old containers of the failed batch that were not retired serve on.
+                let serving: Vec<String> = self
+                    .current_batch()
+                    .retire
+                    .iter()
+                    .filter(|id| !self.removed.contains(id))
+                    .cloned()
+                    .collect();
+                if action == FailureAction::Pause {
+                    let discard: Vec<String> = self
+                        .kept
+                        .iter()
+                        .filter(|id| !self.kept_in_batch.contains(id))
+                        .cloned()
+                        .collect();
+                    steps.push(Undo::Discard(discard));
+                    self.failure = Some(why.clone());
+                    self.spared.extend(serving);
+                    After::Paused
+                } else {
+                    self.notes.push(Note::Warning(format!(
+                        "{why}; failure_action continue: the batch's new container(s) go, its old \
+                         one(s) {} serve on, and the next batch starts",
+                        list(&serving)
+                    )));
+                    self.spared.extend(serving);
+                    After::NextBatch
+                }
+            }
+        };
+        if after == After::RolledBack {
+            self.failure = Some(why);
+        }
+        self.phase = Phase::Rollback;
+        self.retreat = Retreat {
+            steps: steps
+                .into_iter()
+                .enumerate()
+                .filter(|(index, step)| match step {
+                    // The first drop also removes what a failed scale created unseen.
+                    Undo::Drop(ids) => *index == 0 || !ids.is_empty(),
+                    Undo::Restore(ids) | Undo::Discard(ids) => !ids.is_empty(),
+                })
+                .map(|(_, step)| step)
+                .collect(),
+            after,
+            ..Retreat::default()
+        };
+        self.next_undo(now)
+    }
+
+    fn next_undo(&mut self, now: Instant) -> Action {
+        let Some(step) = self.retreat.steps.pop_front() else {
+            return self.retreated(now);
+        };
+        self.retreat.step = Some(step.clone());
+        match step {
+            Undo::Drop(ids) => self.drop_new(ids),
+            Undo::Restore(ids) => {
+                self.retreat.sub = RollbackStep::Start;
+                Action::Restore(ids)
+            }
+            Undo::Discard(ids) => {
+                self.retreat.sub = RollbackStep::Remove;
+                Action::Remove(ids)
+            }
         }
     }
 
-    /// Rolls back. New containers that are running may already get traffic from a proxy with
-    /// its own checks, so with a pre-stop command they are drained like old ones first.
-    fn roll_back(&mut self, why: String) -> Action {
-        self.failure = Some(why);
-        self.phase = Phase::Rollback;
-        let running: Vec<String> = self
-            .new_ids()
-            .into_iter()
+    /// New containers that are running may already get traffic from a proxy with its own
+    /// checks, so with a pre-stop command they are drained like old ones first.
+    fn drop_new(&mut self, ids: Vec<String>) -> Action {
+        let running: Vec<String> = ids
+            .iter()
             .filter(|id| {
                 self.statuses
-                    .get(id)
+                    .get(*id)
                     .is_some_and(|s| s.state == State::Running)
             })
+            .cloned()
             .collect();
         if self.settings.pre_stop && !running.is_empty() {
-            self.rollback = RollbackStep::PreStop;
-            self.rollback_healthy = running
+            self.retreat.sub = RollbackStep::PreStop;
+            self.retreat.healthy = running
                 .iter()
                 .filter(|id| {
                     self.statuses
@@ -636,15 +951,89 @@ impl Machine {
                 .collect();
             return Action::PreStop(running);
         }
-        self.remove_new()
+        self.remove_dropped()
+    }
+
+    fn retreating(&mut self, input: Input, now: Instant) -> Action {
+        match (self.retreat.sub, input) {
+            (RollbackStep::PreStop, Input::PreStopFinished(_)) => self.rollback_drain(now),
+            (RollbackStep::Drain, Input::Observed(statuses)) => {
+                self.record(statuses);
+                let drained = self
+                    .retreat
+                    .healthy
+                    .iter()
+                    .all(|id| self.statuses.get(id).is_some_and(Status::is_drained));
+                if drained {
+                    self.rollback_proxy_wait(now)
+                } else {
+                    self.current.clone().expect("draining")
+                }
+            }
+            (RollbackStep::Drain, Input::Deadline) => self.rollback_proxy_wait(now),
+            (RollbackStep::ProxyWait, Input::Deadline) => self.remove_dropped(),
+            (RollbackStep::Remove, Input::Done) => {
+                if let Some(Undo::Drop(ids)) = &self.retreat.step {
+                    self.new.retain(|c| !ids.contains(&c.id));
+                    self.batch_new.retain(|id| !ids.contains(id));
+                }
+                if let Some(Undo::Discard(ids)) = &self.retreat.step {
+                    let ids = ids.clone();
+                    self.kept.retain(|id| !ids.contains(id));
+                    self.removed.extend(ids);
+                }
+                self.next_undo(now)
+            }
+            (RollbackStep::Remove, Input::Failed(why)) => {
+                // Only a Discard removes with `Remove`: what is left is stopped, not serving.
+                self.notes.push(Note::Warning(format!(
+                    "removing the old containers kept stopped failed: {why}"
+                )));
+                self.next_undo(now)
+            }
+            (RollbackStep::Remove, Input::RollbackFailed { left, why }) => {
+                self.phase = Phase::Done;
+                Action::Finish(Outcome {
+                    exit: Exit::Incomplete,
+                    message: format!(
+                        "{}; rolling back failed too: {why}. New container(s) left: {}; fix: docker rm -f {}",
+                        self.failure.clone().unwrap_or_default(),
+                        list(&left),
+                        list(&left)
+                    ),
+                })
+            }
+            (RollbackStep::Start, Input::Done) => {
+                let Some(Undo::Restore(ids)) = self.retreat.step.clone() else {
+                    unreachable!("restoring")
+                };
+                self.retreat.sub = RollbackStep::Restart;
+                let timeout = self.restore_timeout(&ids);
+                self.watch(ids, now + timeout)
+            }
+            (RollbackStep::Start, Input::Failed(why)) => self.restore_failed(why),
+            (RollbackStep::Restart, Input::Observed(statuses)) => {
+                self.record(statuses);
+                match self.judge_restored(false) {
+                    Judgement::Passed => self.restored(now),
+                    Judgement::Failed(why) => self.restore_failed(why),
+                    Judgement::Pending(_) => self.current.clone().expect("watching"),
+                }
+            }
+            (RollbackStep::Restart, Input::Deadline) => match self.judge_restored(true) {
+                Judgement::Passed => self.restored(now),
+                Judgement::Failed(why) | Judgement::Pending(why) => self.restore_failed(why),
+            },
+            (_, _) => self.current.clone().expect("rolling back"),
+        }
     }
 
     fn rollback_drain(&mut self, now: Instant) -> Action {
-        let healthy = self.rollback_healthy.clone();
+        let healthy = self.retreat.healthy.clone();
         if !self.settings.wait_until_unhealthy || healthy.is_empty() {
             return self.rollback_proxy_wait(now);
         }
-        self.rollback = RollbackStep::Drain;
+        self.retreat.sub = RollbackStep::Drain;
         let timeout = self.settings.drain_timeout.unwrap_or_else(|| {
             self.new
                 .iter()
@@ -658,21 +1047,167 @@ impl Machine {
 
     fn rollback_proxy_wait(&mut self, now: Instant) -> Action {
         if self.settings.wait_after_unhealthy.is_zero() {
-            return self.remove_new();
+            return self.remove_dropped();
         }
-        self.rollback = RollbackStep::ProxyWait;
+        self.retreat.sub = RollbackStep::ProxyWait;
         self.watch(Vec::new(), now + self.settings.wait_after_unhealthy)
     }
 
-    fn remove_new(&mut self) -> Action {
-        self.rollback = RollbackStep::Remove;
-        Action::RollBack {
-            keep: self.retire_ids(),
+    /// Removes every container of the service but the old ones and the new ones not dropped:
+    /// also whatever a failed scale created that nobody saw.
+    fn remove_dropped(&mut self) -> Action {
+        self.retreat.sub = RollbackStep::Remove;
+        let dropped = match &self.retreat.step {
+            Some(Undo::Drop(ids)) => ids.clone(),
+            _ => Vec::new(),
+        };
+        let mut keep: Vec<String> = self
+            .plan
+            .retire
+            .iter()
+            .map(|c| c.id.clone())
+            .filter(|id| !self.removed.contains(id))
+            .collect();
+        keep.extend(
+            self.new_ids()
+                .into_iter()
+                .filter(|id| !dropped.contains(id)),
+        );
+        Action::RollBack { keep }
+    }
+
+    fn restore_timeout(&self, ids: &[String]) -> std::time::Duration {
+        let checks: Vec<Healthcheck> = self
+            .plan
+            .retire
+            .iter()
+            .filter(|c| ids.contains(&c.id))
+            .filter_map(|c| c.healthcheck)
+            .collect();
+        match (self.settings.healthcheck_timeout, checks.is_empty()) {
+            (Some(timeout), false) => timeout,
+            (None, false) => checks
+                .iter()
+                .map(|h| h.patience())
+                .max()
+                .expect("not empty"),
+            (_, true) => self.settings.wait_without_healthcheck,
+        }
+    }
+
+    fn judge_restored(&self, at_deadline: bool) -> Judgement {
+        let Some(Undo::Restore(ids)) = &self.retreat.step else {
+            return Judgement::Passed;
+        };
+        let targets: Vec<(&str, bool)> = self
+            .plan
+            .retire
+            .iter()
+            .filter(|c| ids.contains(&c.id))
+            .map(|c| (c.id.as_str(), c.healthcheck.is_some()))
+            .collect();
+        self.judge(&targets, "restarted old container", at_deadline)
+    }
+
+    fn restored(&mut self, now: Instant) -> Action {
+        if let Some(Undo::Restore(ids)) = &self.retreat.step {
+            let ids = ids.clone();
+            self.retreat.restored += ids.len();
+            self.kept.retain(|id| !ids.contains(id));
+            self.kept_in_batch.retain(|id| !ids.contains(id));
+        }
+        self.next_undo(now)
+    }
+
+    fn restore_failed(&mut self, why: String) -> Action {
+        self.phase = Phase::Done;
+        let serving: Vec<String> = self
+            .new_ids()
+            .into_iter()
+            .chain(
+                self.plan
+                    .retire
+                    .iter()
+                    .map(|c| c.id.clone())
+                    .filter(|id| !self.removed.contains(id) && !self.kept.contains(id)),
+            )
+            .collect();
+        let hint = if self.settings.undo_pre_stop || !self.settings.pre_stop {
+            String::new()
+        } else {
+            " (does the pre-stop's drain marker survive a restart? clear it when the container starts, \
+             or give --undo-pre-stop-cmd)"
+                .to_owned()
+        };
+        Action::Finish(Outcome {
+            exit: Exit::Incomplete,
+            message: format!(
+                "{}; rolling back could not bring the old containers back: {why}{hint}. \
+                 Still serving: {}; stopped: {}; fix the cause, then run docker reroll again",
+                self.failure.clone().unwrap_or_default(),
+                list(&serving),
+                list(&self.kept)
+            ),
+        })
+    }
+
+    /// Every undo step is done.
+    fn retreated(&mut self, now: Instant) -> Action {
+        let exit = self.signal.map(Signal::exit);
+        let failure = self.failure.clone().unwrap_or_default();
+        match self.retreat.after {
+            After::NextBatch => {
+                self.retreat = Retreat::default();
+                self.next_batch(now)
+            }
+            After::RolledBack => {
+                self.phase = Phase::Done;
+                let restarted = match self.retreat.restored {
+                    0 => String::new(),
+                    n => format!(" ({n} of them restarted)"),
+                };
+                Action::Finish(Outcome {
+                    exit: exit.unwrap_or(Exit::RolledBack),
+                    message: format!(
+                        "{failure}; rolled back: the {} old container(s) still serve{restarted}, \
+                         no new container is left",
+                        self.plan.retire.len()
+                    ),
+                })
+            }
+            After::Paused => {
+                self.phase = Phase::Done;
+                let old: Vec<String> = self
+                    .plan
+                    .retire
+                    .iter()
+                    .map(|c| c.id.clone())
+                    .filter(|id| !self.removed.contains(id))
+                    .collect();
+                let new = self.new_ids();
+                let exit = match (exit, new.is_empty()) {
+                    (Some(exit), _) => exit,
+                    (None, true) => Exit::RolledBack,
+                    (None, false) => Exit::Partial,
+                };
+                Action::Finish(Outcome {
+                    exit,
+                    message: format!(
+                        "{failure}; paused after batch {} of {}: {} new ({}) and {} old ({}) container(s) serve; \
+                         run docker reroll again to finish",
+                        self.batch + 1,
+                        self.plan.batches.len(),
+                        new.len(),
+                        list(&new),
+                        old.len(),
+                        list(&old)
+                    ),
+                })
+            }
         }
     }
 
     fn watch(&mut self, ids: Vec<String>, until: Instant) -> Action {
-        self.statuses.retain(|id, _| ids.contains(id));
         Action::Watch { ids, until }
     }
 
@@ -705,10 +1240,19 @@ impl Machine {
     /// Whether every new container is up. `at_deadline`: containers without a healthcheck pass
     /// only once the wait is over.
     fn judge_new(&self, at_deadline: bool) -> Judgement {
+        let targets: Vec<(&str, bool)> = self
+            .new
+            .iter()
+            .map(|c| (c.id.as_str(), c.healthcheck.is_some()))
+            .collect();
+        self.judge(&targets, "new container", at_deadline)
+    }
+
+    fn judge(&self, targets: &[(&str, bool)], what: &str, at_deadline: bool) -> Judgement {
         let mut pending = Vec::new();
-        for container in &self.new {
-            let id = short_id(&container.id);
-            let Some(status) = self.statuses.get(&container.id) else {
+        for &(full_id, checked) in targets {
+            let id = short_id(full_id);
+            let Some(status) = self.statuses.get(full_id) else {
                 pending.push(format!("{id} has not been seen yet"));
                 continue;
             };
@@ -721,14 +1265,14 @@ impl Machine {
                     status.state,
                     State::Exited | State::Dead | State::Restarting
                 ) {
-                    return Judgement::Failed(format!("new container {id} {how}"));
+                    return Judgement::Failed(format!("{what} {id} {how}"));
                 }
                 pending.push(format!("{id} {how}"));
                 continue;
             }
-            match (container.healthcheck.is_some(), status.health) {
+            match (checked, status.health) {
                 (_, Health::Unhealthy) => {
-                    return Judgement::Failed(format!("new container {id} is unhealthy"));
+                    return Judgement::Failed(format!("{what} {id} is unhealthy"));
                 }
                 (true, Health::Healthy) => {}
                 (true, health) => pending.push(format!("{id} is {}", health.name())),
@@ -743,15 +1287,26 @@ impl Machine {
         }
     }
 
-    fn retire_ids(&self) -> Vec<String> {
-        self.plan.retire.iter().map(|c| c.id.clone()).collect()
+    /// The current batch's old containers.
+    fn retiring(&self) -> impl Iterator<Item = &Container> {
+        let ids = &self.plan.batches[self.batch].retire;
+        self.plan.retire.iter().filter(|c| ids.contains(&c.id))
     }
 
-    /// Old containers still expected to turn unhealthy.
-    fn draining_ids(&self) -> Vec<String> {
-        self.plan
-            .retire
+    /// A new container a proxy may route to: running and healthy (or without a healthcheck).
+    fn serves(&self, id: &str) -> bool {
+        let checked = self
+            .new
             .iter()
+            .any(|c| c.id == id && c.healthcheck.is_some());
+        self.statuses
+            .get(id)
+            .is_some_and(|s| s.state == State::Running && (s.health == Health::Healthy || !checked))
+    }
+
+    /// Old containers of the batch still expected to turn unhealthy.
+    fn draining_ids(&self) -> Vec<String> {
+        self.retiring()
             .filter(|c| c.healthcheck.is_some() && !self.undrained.contains(&c.id))
             .map(|c| c.id.clone())
             .collect()
@@ -764,12 +1319,31 @@ impl Machine {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+fn interruption(signal: Signal) -> String {
+    match signal {
+        Signal::Interrupt => "interrupted (SIGINT)".into(),
+        Signal::Terminate => "terminated (SIGTERM)".into(),
+    }
+}
+
+fn list(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| short_id(id))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum RollbackStep {
+    #[default]
     PreStop,
     Drain,
     ProxyWait,
     Remove,
+    /// `docker start` of old containers kept stopped.
+    Start,
+    /// Waiting for them to turn healthy again.
+    Restart,
 }
 
 enum Judgement {

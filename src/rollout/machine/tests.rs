@@ -32,17 +32,30 @@ fn container(id: &str, health: Health) -> Container {
 }
 
 fn plan(old: &[&str], target: u32) -> Plan {
-    Plan {
-        leftovers: Vec::new(),
-        retire: old
+    batched(old, target, 0, Order::StartFirst)
+}
+
+/// A plan in batches of `parallelism`, as the planner splits it.
+fn batched(old: &[&str], target: u32, parallelism: u32, order: Order) -> Plan {
+    let mut snapshot = crate::plan::Snapshot {
+        project: "p".into(),
+        service: "web".into(),
+        config: Default::default(),
+        config_hash: "new".into(),
+        containers: old
             .iter()
-            .map(|id| container(id, Health::Healthy))
+            .enumerate()
+            .map(|(index, id)| Container {
+                number: index as u32 + 1,
+                ..container(id, Health::Healthy)
+            })
             .collect(),
-        adopted: Vec::new(),
-        target,
-        scale_to: old.len() as u32 + target,
-        recovery: None,
-    }
+        journal: None,
+        follow_replicas: true,
+        batching: crate::plan::Batching { parallelism, order },
+    };
+    snapshot.config.replicas = Some(target);
+    crate::plan::plan(&snapshot).expect("a valid plan")
 }
 
 fn drain_settings() -> Settings {
@@ -74,7 +87,12 @@ fn status(id: &str, state: State, health: Health) -> Status {
 fn show(action: &Action, start: Instant) -> String {
     match action {
         Action::Remove(ids) => format!("rm {}", ids.join(",")),
-        Action::Scale { total } => format!("scale {total}"),
+        Action::Scale {
+            total,
+            start_by_id: false,
+        } => format!("scale {total}"),
+        Action::Scale { total, .. } => format!("create {total} and start"),
+        Action::Restore(ids) => format!("restore {}", ids.join(",")),
         Action::Watch { ids, until } => {
             format!(
                 "watch [{}] until {}s",
@@ -83,7 +101,8 @@ fn show(action: &Action, start: Instant) -> String {
             )
         }
         Action::PreStop(ids) => format!("pre-stop {}", ids.join(",")),
-        Action::Retire(ids) => format!("retire {}", ids.join(",")),
+        Action::Retire { ids, keep: false } => format!("retire {}", ids.join(",")),
+        Action::Retire { ids, keep: true } => format!("stop {}", ids.join(",")),
         Action::Verify => "verify".into(),
         Action::RollBack { keep } => format!("rollback keeping {}", keep.join(",")),
         Action::Finish(outcome) => format!("exit {}", outcome.exit.code()),
@@ -313,7 +332,7 @@ async fn past_the_pre_stop_the_rollout_finishes() {
     assert!(
         notes
             .iter()
-            .any(|n| matches!(n, Note::Warning(w) if w.contains("finishing the rollout")))
+            .any(|n| matches!(n, Note::Warning(w) if w.contains("finishing that step")))
     );
     assert!(
         notes
@@ -525,6 +544,376 @@ async fn a_second_signal_cuts_the_rollback_drain_short() {
                 Input::Interrupted(Signal::Interrupt),
                 "rollback keeping a1",
             ),
+            (0, Input::Done, "exit 130"),
+        ],
+    )
+    .await;
+}
+
+fn all_healthy(ids: &[&str]) -> Input {
+    Input::Observed(
+        ids.iter()
+            .map(|id| status(id, State::Running, Health::Healthy))
+            .collect(),
+    )
+}
+
+fn finish_message(action: &Action) -> &str {
+    match action {
+        Action::Finish(outcome) => &outcome.message,
+        other => panic!("not finished: {other:?}"),
+    }
+}
+
+fn with(failure_action: FailureAction) -> Settings {
+    Settings {
+        parallelism: 1,
+        failure_action,
+        ..Settings::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_of_one_never_run_more_than_one_extra_container() {
+    let mut machine = Machine::new(
+        batched(&["a1", "a2", "a3"], 3, 1, Order::StartFirst),
+        with(FailureAction::Rollback),
+    );
+    let last = run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 4"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (1, all_healthy(&["b1"]), "stop a1"),
+            // a1 is kept stopped: Compose must not start it again, so creation is by id.
+            (0, Input::Done, "create 5 and start"),
+            (
+                0,
+                Input::Scaled(vec![created("b2", true)]),
+                "watch [b1,b2] until 7s",
+            ),
+            (1, all_healthy(&["b1", "b2"]), "stop a2"),
+            (0, Input::Done, "create 6 and start"),
+            (
+                0,
+                Input::Scaled(vec![created("b3", true)]),
+                "watch [b1,b2,b3] until 8s",
+            ),
+            (1, all_healthy(&["b1", "b2", "b3"]), "retire a3"),
+            (0, Input::Done, "rm a1,a2"),
+            (0, Input::Done, "verify"),
+            (
+                0,
+                Input::Verified(vec![
+                    container("b1", Health::Healthy),
+                    container("b2", Health::Healthy),
+                    container("b3", Health::Healthy),
+                ]),
+                "exit 0",
+            ),
+        ],
+    )
+    .await;
+    assert!(finish_message(&last).contains("3 old one(s) retired"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_second_batch_rolls_back_the_first() {
+    let mut machine = Machine::new(
+        batched(&["a1", "a2", "a3"], 3, 1, Order::StartFirst),
+        with(FailureAction::Rollback),
+    );
+    let last = run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 4"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (1, all_healthy(&["b1"]), "stop a1"),
+            (0, Input::Done, "create 5 and start"),
+            (
+                0,
+                Input::Scaled(vec![created("b2", true)]),
+                "watch [b1,b2] until 7s",
+            ),
+            (
+                1,
+                Input::Observed(vec![
+                    status("b1", State::Running, Health::Healthy),
+                    status("b2", State::Running, Health::Unhealthy),
+                ]),
+                "rollback keeping a1,a2,a3,b1",
+            ),
+            // The old container of the good batch comes back before the good new one goes.
+            (0, Input::Done, "restore a1"),
+            (0, Input::Done, "watch [a1] until 8s"),
+            (1, all_healthy(&["a1"]), "rollback keeping a1,a2,a3"),
+            (0, Input::Done, "exit 1"),
+        ],
+    )
+    .await;
+    assert!(
+        finish_message(&last).contains("(1 of them restarted)"),
+        "{last:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_old_container_that_does_not_come_back_is_reported_not_hidden() {
+    let settings = Settings {
+        pre_stop: true,
+        ..with(FailureAction::Rollback)
+    };
+    let mut machine = Machine::new(batched(&["a1", "a2"], 2, 1, Order::StartFirst), settings);
+    let last = run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 3"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (1, all_healthy(&["b1"]), "pre-stop a1"),
+            (0, Input::PreStopFinished(vec![]), "stop a1"),
+            (0, Input::Done, "create 4 and start"),
+            (
+                0,
+                Input::Scaled(vec![created("b2", false)]),
+                "watch [b1,b2] until 7s",
+            ),
+            (
+                1,
+                Input::Observed(vec![
+                    status("b1", State::Running, Health::Healthy),
+                    status("b2", State::Exited, Health::None),
+                ]),
+                "rollback keeping a1,a2,b1",
+            ),
+            (0, Input::Done, "restore a1"),
+            (0, Input::Done, "watch [a1] until 8s"),
+            (
+                1,
+                Input::Observed(vec![status("a1", State::Running, Health::Unhealthy)]),
+                "exit 3",
+            ),
+        ],
+    )
+    .await;
+    let message = finish_message(&last);
+    assert!(message.contains("--undo-pre-stop-cmd"), "{message}");
+    assert!(message.contains("Still serving: b1 a2"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_and_continue_undo_only_the_failed_batch() {
+    let failing_second_batch = |settings| async move {
+        let mut machine = Machine::new(
+            batched(&["a1", "a2", "a3"], 3, 1, Order::StartFirst),
+            settings,
+        );
+        run(
+            &mut machine,
+            vec![
+                (0, Input::Begin, "scale 4"),
+                (
+                    0,
+                    Input::Scaled(vec![created("b1", true)]),
+                    "watch [b1] until 6s",
+                ),
+                (1, all_healthy(&["b1"]), "retire a1"),
+                (0, Input::Done, "scale 4"),
+                (
+                    0,
+                    Input::Scaled(vec![created("b2", true)]),
+                    "watch [b1,b2] until 7s",
+                ),
+                (
+                    1,
+                    Input::Observed(vec![
+                        status("b1", State::Running, Health::Healthy),
+                        status("b2", State::Exited, Health::None),
+                    ]),
+                    "rollback keeping a2,a3,b1",
+                ),
+            ],
+        )
+        .await;
+        machine
+    };
+
+    let mut paused = failing_second_batch(with(FailureAction::Pause)).await;
+    let last = paused.handle(Input::Done, Instant::now());
+    assert!(matches!(&last, Action::Finish(o) if o.exit == Exit::Partial));
+    assert!(
+        finish_message(&last).contains("paused after batch 2 of 3: 1 new (b1) and 2 old (a2 a3)"),
+        "{last:?}"
+    );
+
+    let mut continued = failing_second_batch(with(FailureAction::Continue)).await;
+    let last = run(
+        &mut continued,
+        vec![
+            (0, Input::Done, "scale 4"),
+            (
+                0,
+                Input::Scaled(vec![created("b3", true)]),
+                "watch [b1,b3] until 6s",
+            ),
+            (1, all_healthy(&["b1", "b3"]), "retire a3"),
+            (0, Input::Done, "verify"),
+            (
+                0,
+                Input::Verified(vec![
+                    container("b1", Health::Healthy),
+                    container("a2", Health::Healthy),
+                    container("b3", Health::Healthy),
+                ]),
+                "exit 1",
+            ),
+        ],
+    )
+    .await;
+    assert!(
+        finish_message(&last)
+            .contains("1 old one(s) kept serving because their replacements failed (a2)"),
+        "{last:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_within_max_failure_ratio_are_tolerated() {
+    let settings = Settings {
+        max_failure_ratio: 0.34,
+        ..with(FailureAction::Rollback)
+    };
+    let mut machine = Machine::new(
+        batched(&["a1", "a2", "a3"], 3, 1, Order::StartFirst),
+        settings,
+    );
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 4"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (1, all_healthy(&["b1"]), "stop a1"),
+            (0, Input::Done, "create 5 and start"),
+            (
+                0,
+                Input::Scaled(vec![created("b2", true)]),
+                "watch [b1,b2] until 7s",
+            ),
+            // One failure in three is within 0.34: only this batch is undone.
+            (
+                1,
+                Input::Observed(vec![
+                    status("b1", State::Running, Health::Healthy),
+                    status("b2", State::Running, Health::Unhealthy),
+                ]),
+                "rollback keeping a1,a2,a3,b1",
+            ),
+            (0, Input::Done, "create 5 and start"),
+            (
+                0,
+                Input::Scaled(vec![created("b3", true)]),
+                "watch [b1,b3] until 8s",
+            ),
+            (1, all_healthy(&["b1", "b3"]), "retire a3"),
+            (0, Input::Done, "rm a1"),
+            (0, Input::Done, "verify"),
+        ],
+    )
+    .await;
+    assert_eq!(machine.spared, vec!["a2".to_owned()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_first_stops_the_old_container_first_and_restarts_it_on_failure() {
+    let settings = Settings {
+        order: Order::StopFirst,
+        ..Settings::default()
+    };
+    let mut machine = Machine::new(batched(&["a1"], 1, 0, Order::StopFirst), settings.clone());
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "stop a1"),
+            (0, Input::Done, "create 2 and start"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (1, all_healthy(&["b1"]), "rm a1"),
+            (0, Input::Done, "verify"),
+            (
+                0,
+                Input::Verified(vec![container("b1", Health::Healthy)]),
+                "exit 0",
+            ),
+        ],
+    )
+    .await;
+    assert!(
+        machine
+            .take_notes()
+            .iter()
+            .any(|n| matches!(n, Note::Warning(w) if w.contains("gap")))
+    );
+
+    let mut failing = Machine::new(batched(&["a1"], 1, 0, Order::StopFirst), settings);
+    run(
+        &mut failing,
+        vec![
+            (0, Input::Begin, "stop a1"),
+            (0, Input::Done, "create 2 and start"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            // The new container goes first: it may hold the host port the old one needs.
+            (6, Input::Deadline, "rollback keeping a1"),
+            (0, Input::Done, "restore a1"),
+            (0, Input::Done, "watch [a1] until 12s"),
+            (1, all_healthy(&["a1"]), "exit 1"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_between_batches_rolls_back_everything() {
+    let mut machine = Machine::new(
+        batched(&["a1", "a2"], 2, 1, Order::StartFirst),
+        with(FailureAction::Rollback),
+    );
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 3"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (1, all_healthy(&["b1"]), "stop a1"),
+            // Retiring: the step finishes; the next batch does not start.
+            (0, Input::Interrupted(Signal::Interrupt), "stop a1"),
+            (0, Input::Done, "restore a1"),
+            (0, Input::Done, "watch [a1] until 7s"),
+            (0, all_healthy(&["a1"]), "rollback keeping a1,a2"),
             (0, Input::Done, "exit 130"),
         ],
     )

@@ -40,6 +40,9 @@ pub struct StackOutcome {
     pub rolled_back: Vec<String>,
     /// The failed service, its cleanup incomplete (exit 3): its own report says what is left.
     pub incomplete: Vec<String>,
+    /// The service that failed part of the way (failure_action pause or continue): old and new
+    /// containers serve side by side.
+    pub partial: Vec<String>,
     pub not_started: Vec<String>,
 }
 
@@ -249,13 +252,17 @@ impl Reporter {
                 services.join(", ")
             }
         };
-        let incomplete = if outcome.incomplete.is_empty() {
-            String::new()
-        } else {
-            format!("; cleanup incomplete: {}", outcome.incomplete.join(", "))
+        let optional = |what: &str, services: &[String]| {
+            if services.is_empty() {
+                String::new()
+            } else {
+                format!("; {what}: {}", services.join(", "))
+            }
         };
+        let incomplete = optional("cleanup incomplete", &outcome.incomplete);
+        let partial = optional("partly rolled (old and new serve)", &outcome.partial);
         let text = format!(
-            "finished: {}; rolled back: {}{incomplete}; not started: {}",
+            "finished: {}; rolled back: {}{partial}{incomplete}; not started: {}",
             list(&outcome.finished),
             list(&outcome.rolled_back),
             list(&outcome.not_started)
@@ -270,7 +277,8 @@ impl Reporter {
             json!({
                 "outcome": exit, "exit_code": exit.code(),
                 "finished": outcome.finished, "rolled_back": outcome.rolled_back,
-                "incomplete": outcome.incomplete, "not_started": outcome.not_started,
+                "incomplete": outcome.incomplete, "partial": outcome.partial,
+                "not_started": outcome.not_started,
             }),
         );
     }

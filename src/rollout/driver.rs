@@ -159,9 +159,18 @@ impl<'a> Driver<'a> {
             (_, Action::Remove(ids)) => {
                 format!("removing stopped leftover container(s) {}", list(ids))
             }
-            (_, Action::Scale { total, .. }) => {
-                format!("scaling {} to {total} containers", self.service)
-            }
+            (
+                _,
+                Action::Scale {
+                    total,
+                    start_by_id: false,
+                },
+            ) => format!("scaling {} to {total} containers", self.service),
+            (_, Action::Scale { total, .. }) => format!(
+                "scaling {} to {total} containers, the old ones kept stopped included; \
+                 starting only the new ones",
+                self.service
+            ),
             (Phase::Health, Action::Watch { ids, .. }) => {
                 format!("waiting for new container(s) {} to turn healthy", list(ids))
             }

@@ -154,6 +154,10 @@ async fn roll_in_order(
                 exit = Exit::Incomplete;
                 outcome.incomplete.push(service);
             }
+            Ok(Exit::Partial) => {
+                exit = Exit::Partial;
+                outcome.partial.push(service);
+            }
             Ok(failed) => {
                 exit = failed;
                 outcome.rolled_back.push(service);

@@ -921,3 +921,33 @@ async fn a_signal_between_batches_rolls_back_everything() {
     )
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_delay_between_batches_still_watches_the_new_containers() {
+    let settings = Settings {
+        delay: Duration::from_secs(5),
+        ..with(FailureAction::Rollback)
+    };
+    let mut machine = Machine::new(batched(&["a1", "a2"], 2, 1, Order::StartFirst), settings);
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 3"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (1, all_healthy(&["b1"]), "stop a1"),
+            (0, Input::Done, "watch [b1] until 6s"),
+            // b1 dies during the delay: the rollback brings a1 back before anything else.
+            (
+                2,
+                Input::Observed(vec![status("b1", State::Exited, Health::None)]),
+                "rollback keeping a1,a2",
+            ),
+            (0, Input::Done, "restore a1"),
+        ],
+    )
+    .await;
+}

@@ -1,5 +1,6 @@
 //! End-to-end proof against a real Docker engine: the examples in `examples/`, a real proxy under
-//! a steady load, and the built binary. Every rollout must fail zero requests.
+//! a steady load, and the built binary. Every rollout must fail zero requests (but `order:
+//! stop-first`, whose gap is only measured).
 //!
 //! Needs a reachable engine with Compose v2 (tests/setup.sh installs everything). Without one
 //! these tests fail; `REROLL_SKIP_E2E=1` skips them with a warning, except when `CI` is set.
@@ -7,21 +8,26 @@
 #[path = "e2e/mod.rs"]
 mod harness;
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
 use harness::cmd::{command, docker_ok, run};
 use harness::containers::{self, assert_exactly};
+use harness::http::get_once;
 use harness::load::Load;
 use harness::plugin::{create_context, install_plugins};
 use harness::preflight::{begin, repo_root};
 use harness::readme::documented_command;
-use harness::releases::{EXITS_AT_START, NEVER_HEALTHY, SLOW_START};
+use harness::releases::{
+    EXITS_AT_START, NEVER_HEALTHY, ONE_AT_A_TIME, ONLY_THE_FIRST_NEW_CONTAINER_SERVES, SLOW_START,
+    THREE_REPLICAS_ONE_AT_A_TIME, fixed_host_port,
+};
 use harness::report;
-use harness::scenario::{APP, Scenario};
+use harness::scenario::{APP, Scenario, free_port};
 use harness::steps::{
     LOAD_LIMIT, ROLL_LIMIT, SETTLE, VERSION_B, assert_exit, assert_no_failures, assert_only_old,
-    documented_args, roll_under_load, strs, with_options, with_service,
+    documented_args, roll_counted, roll_under_load, stack_args, strs, with_options, with_service,
 };
 use harness::tool;
 
@@ -60,34 +66,34 @@ async fn rolls_four_replicas_without_failed_requests() {
     rollout_with_drain(4).await;
 }
 
-/// What rolling a broken release under load left: the scenario, its containers before, the
-/// tool's result and what the load saw.
-struct BrokenRelease {
+/// What rolling a release under load left: the scenario, its containers before, the tool's
+/// result, what the load saw and the census of the app's containers.
+struct Rolled {
     scenario: Scenario,
     before: Vec<containers::Container>,
     finished: harness::cmd::Finished,
     tally: harness::load::Tally,
+    census: harness::census::Headcount,
 }
 
-/// Two replicas of `a`, then a roll to `release` (a compose override) with this health timeout.
-async fn roll_broken_release(name: &str, release: &str, timeout: &str) -> BrokenRelease {
-    let scenario = Scenario::start("haproxy", name, 2).await;
+/// `replicas` of `a`, then a roll to `release` (a compose override) with the documented command
+/// and these `options`.
+async fn roll_release(name: &str, replicas: usize, release: &str, options: &[&str]) -> Rolled {
+    let scenario = Scenario::start("haproxy", name, replicas).await;
     let before = scenario.app_containers().await;
     scenario.write_override(release);
-    let args = with_options(
-        &documented_args(&scenario),
-        &["--healthcheck-timeout", timeout],
-    );
-    let (finished, tally) = roll_under_load(&scenario, &args).await;
+    let args = with_options(&documented_args(&scenario), options);
+    let (finished, tally, census) = roll_counted(&scenario, &args).await;
     report(&format!(
-        "{name}: tool {:.1}s; load: {tally}",
+        "{name}: tool {:.1}s; {census}; load: {tally}",
         finished.elapsed.as_secs_f64()
     ));
-    BrokenRelease {
+    Rolled {
         scenario,
         before,
         finished,
         tally,
+        census,
     }
 }
 
@@ -97,12 +103,19 @@ async fn rolls_back_a_release_that_never_turns_healthy() {
     let Some(_machine) = begin().await else {
         return;
     };
-    let BrokenRelease {
+    let Rolled {
         scenario,
         before,
         finished,
         tally,
-    } = roll_broken_release("neverhealthy", NEVER_HEALTHY, "8s").await;
+        ..
+    } = roll_release(
+        "neverhealthy",
+        2,
+        NEVER_HEALTHY,
+        &["--healthcheck-timeout", "8s"],
+    )
+    .await;
 
     assert_exit(&finished, 1, "never healthy");
     assert_no_failures(&scenario, &tally, "never healthy").await;
@@ -120,12 +133,19 @@ async fn fails_fast_when_the_new_container_exits() {
     let Some(_machine) = begin().await else {
         return;
     };
-    let BrokenRelease {
+    let Rolled {
         scenario,
         before,
         finished,
         tally,
-    } = roll_broken_release("exits", EXITS_AT_START, "100s").await;
+        ..
+    } = roll_release(
+        "exits",
+        2,
+        EXITS_AT_START,
+        &["--healthcheck-timeout", "100s"],
+    )
+    .await;
 
     assert_exit(&finished, 1, "exits at start");
     assert!(
@@ -301,10 +321,7 @@ async fn refuses_bad_input_without_changing_anything() {
         return;
     };
     let scenario = Scenario::new("haproxy", "badinput");
-    let fixed_port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("no free port");
-        listener.local_addr().expect("no address").port()
-    };
+    let fixed_port = free_port();
     // Two services that cannot scale: one with a fixed name, one with a fixed host port.
     scenario.write_override(&format!(
         r#"
@@ -521,9 +538,7 @@ async fn rolls_the_changed_services_of_a_stack() {
     let proxy_before = containers::list(&scenario.project, "haproxy").await;
     let everything_before = containers::project_ids(&scenario.project).await;
 
-    // The documented options, without the service: every changed service of the project.
-    let documented = documented_args(&scenario);
-    let (_, options) = documented.split_last().expect("no service");
+    let options = stack_args(&scenario);
     let mut env = scenario.env();
     env.extend(VERSION_B);
     let mut dry = options.to_vec();
@@ -541,7 +556,7 @@ async fn rolls_the_changed_services_of_a_stack() {
         "a dry run changes nothing"
     );
 
-    let (finished, tally) = roll_under_load(&scenario, options).await;
+    let (finished, tally) = roll_under_load(&scenario, &options).await;
     report(&format!(
         "stack: tool {:.1}s; load: {tally}",
         finished.elapsed.as_secs_f64()
@@ -563,4 +578,172 @@ async fn rolls_the_changed_services_of_a_stack() {
         containers::ids(&proxy_before),
         "the unchanged proxy keeps its container"
     );
+}
+
+// Issue #4: `deploy.update_config` (parallelism, order, failure_action) on the real engine. Each
+// rollout is watched by a census of Docker's events, which sees every container that runs at
+// the same moment as another, however briefly.
+
+/// Batches of one: three replicas are rolled one container at a time, never more than one
+/// container beyond the three, without a failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolls_three_replicas_one_at_a_time() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let rolled = roll_release("onebyone", 3, ONE_AT_A_TIME, &[]).await;
+    let (census, tally) = (&rolled.census, &rolled.tally);
+
+    assert_exit(&rolled.finished, 0, "parallelism 1");
+    census.assert_at_most_running(4, "parallelism 1 on 3 replicas");
+    assert!(
+        census.max_running >= 4,
+        "start-first: a new container should have run beside the 3 old ones (a blind census?)\n{}",
+        census.timeline()
+    );
+    assert_eq!(
+        census.ids("create").len(),
+        3,
+        "one new container per batch, three batches\n{}",
+        census.timeline()
+    );
+    assert_no_failures(&rolled.scenario, tally, "parallelism 1").await;
+    let after = rolled.scenario.app_containers().await;
+    assert_exactly(&after, 3, "b");
+    let survivors = containers::ids(&after);
+    assert!(
+        containers::ids(&rolled.before)
+            .iter()
+            .all(|old| !survivors.contains(old)),
+        "an old container is left: {after:#?}"
+    );
+}
+
+/// `order: stop-first` rolls a service that publishes a fixed host port, at the price of a gap;
+/// without it, the same service is refused and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_first_rolls_a_service_with_a_fixed_host_port() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let fixed_port = free_port();
+    let scenario = Scenario::new("haproxy", "stopfirst");
+    scenario.write_override(&fixed_host_port(fixed_port, false));
+    scenario.up(1).await;
+    let everything_before = containers::project_ids(&scenario.project).await;
+    let args = documented_args(&scenario);
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+
+    let refused = tool::run(scenario.dir(), &strs(&args), &env, ROLL_LIMIT).await;
+    report(&format!(
+        "stopfirst: start-first with a fixed host port: exit {:?}",
+        refused.code
+    ));
+    assert_exit(&refused, 2, "a fixed host port, start-first");
+    assert_eq!(
+        containers::project_ids(&scenario.project).await,
+        everything_before,
+        "a refused rollout changed containers"
+    );
+
+    scenario.write_override(&fixed_host_port(fixed_port, true));
+    let (finished, tally, census) = roll_counted(&scenario, &args).await;
+
+    report(&format!(
+        "stopfirst: tool {:.1}s; {census}; load ({} failed during the gap): {tally}",
+        finished.elapsed.as_secs_f64(),
+        tally.failed
+    ));
+    assert_exit(&finished, 0, "a fixed host port, stop-first");
+    let output = format!("{}{}", finished.stdout, finished.stderr);
+    assert!(
+        output.to_lowercase().contains("gap"),
+        "the output should say that stop-first means a gap: {}",
+        finished.transcript()
+    );
+    census.assert_at_most_running(
+        1,
+        "stop-first: the old container stops before the new one starts",
+    );
+    assert_exactly(&scenario.app_containers().await, 1, "b");
+    let direct = SocketAddr::from((Ipv4Addr::LOCALHOST, fixed_port));
+    let answer = get_once(direct)
+        .await
+        .unwrap_or_else(|e| panic!("nothing answers on the fixed port {fixed_port}: {e}"));
+    assert_eq!(
+        (answer.status, String::from_utf8_lossy(&answer.body).trim()),
+        (200, "b"),
+        "the fixed port {fixed_port} should serve the new version"
+    );
+    assert_eq!(
+        containers::project_ids(&scenario.project).await.len(),
+        everything_before.len(),
+        "the proxy and one app container, nothing left over"
+    );
+}
+
+/// `failure_action: rollback` after a good batch and a failing one: the first batch's new
+/// container serves, the second never turns healthy; the old container the first batch retired
+/// is started again and every new one removed, without a failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_second_batch_rolls_back_the_first() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let rolled = roll_release("batchrollback", 3, ONLY_THE_FIRST_NEW_CONTAINER_SERVES, &[]).await;
+    let (census, tally) = (&rolled.census, &rolled.tally);
+
+    assert_exit(&rolled.finished, 1, "a failing second batch");
+    assert_eq!(
+        census.ids("create").len(),
+        2,
+        "parallelism 1: one new container in the good batch, one in the failing batch, no third\n{}",
+        census.timeline()
+    );
+    let old = containers::ids(&rolled.before);
+    let retired: Vec<&str> = census
+        .ids("die")
+        .into_iter()
+        .filter(|id| old.iter().any(|o| o == id))
+        .collect();
+    assert_eq!(
+        retired.len(),
+        1,
+        "the good batch should have retired exactly one old container\n{}",
+        census.timeline()
+    );
+    assert!(
+        census.ids("start").contains(retired[0]),
+        "the rollback should have started the retired old container again\n{}",
+        census.timeline()
+    );
+    assert_no_failures(&rolled.scenario, tally, "a failing second batch").await;
+    assert!(
+        tally.answered("b") > 0,
+        "the good batch's new container never served: {tally}"
+    );
+    assert_only_old(&rolled.before, &rolled.scenario.app_containers().await);
+}
+
+/// A stack rollout after `deploy.replicas` went from 2 to 3 in the file, in batches of one: three
+/// new containers, never more than one beyond them, without a failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_rollout_goes_from_two_to_three_replicas_one_at_a_time() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "replicas", 2).await;
+    scenario.write_override(THREE_REPLICAS_ONE_AT_A_TIME);
+
+    let (finished, tally, census) = roll_counted(&scenario, &stack_args(&scenario)).await;
+
+    report(&format!(
+        "replicas: tool {:.1}s; {census}; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, "stack rollout from 2 to 3 replicas");
+    census.assert_at_most_running(4, "parallelism 1 towards 3 replicas");
+    assert_no_failures(&scenario, &tally, "stack rollout from 2 to 3 replicas").await;
+    assert_exactly(&scenario.app_containers().await, 3, "b");
 }

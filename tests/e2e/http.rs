@@ -22,6 +22,12 @@ pub async fn connect(addr: SocketAddr) -> Result<Connection> {
     Ok(BufReader::new(stream))
 }
 
+/// `GET /` on a connection of its own.
+pub async fn get_once(addr: SocketAddr) -> Result<Response> {
+    let mut conn = connect(addr).await?;
+    get(&mut conn, false).await
+}
+
 /// Sends `GET /` and reads the whole response. With `keep_alive` false, asks the server to close.
 pub async fn get(conn: &mut Connection, keep_alive: bool) -> Result<Response> {
     let connection = if keep_alive { "keep-alive" } else { "close" };

@@ -1,6 +1,7 @@
 //! Support for the end-to-end tests: a real Docker engine, the examples in `examples/`, a proxy
 //! under load, and the built `docker-reroll` binary. One concern per module.
 
+pub mod census;
 pub mod cmd;
 pub mod containers;
 pub mod http;

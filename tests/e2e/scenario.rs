@@ -52,12 +52,17 @@ impl Scenario {
     /// proxy serves them.
     pub async fn start(example: &str, name: &str, replicas: usize) -> Scenario {
         let scenario = Scenario::new(example, name);
+        scenario.up(replicas).await;
+        scenario
+    }
+
+    /// Starts the deployment as the directory has it now (an override included) with `replicas`
+    /// containers of the app (version a), and waits until the proxy serves them.
+    pub async fn up(&self, replicas: usize) {
         let scale = format!("{APP}={replicas}");
-        scenario
-            .compose_ok(&["up", "--detach", "--wait", "--scale", &scale], &[])
+        self.compose_ok(&["up", "--detach", "--wait", "--scale", &scale], &[])
             .await;
-        scenario.wait_until_served().await;
-        scenario
+        self.wait_until_served().await;
     }
 
     pub fn dir(&self) -> &Path {
@@ -133,11 +138,8 @@ impl Scenario {
                 "the proxy of {} does not serve: {last}",
                 self.project
             );
-            let attempt = tokio::time::timeout(Duration::from_secs(1), async {
-                let mut conn = http::connect(self.addr()).await?;
-                http::get(&mut conn, false).await
-            })
-            .await;
+            let attempt =
+                tokio::time::timeout(Duration::from_secs(1), http::get_once(self.addr())).await;
             match attempt {
                 Ok(Ok(response)) if response.status == 200 => in_a_row += 1,
                 other => {
@@ -175,7 +177,7 @@ impl Drop for Scenario {
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("cannot bind a free port");
     listener.local_addr().expect("no local address").port()
 }

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use super::census::{Census, Headcount};
 use super::cmd::Finished;
 use super::containers::{self, Container, assert_exactly};
 use super::load::{Load, Tally};
 use super::readme::documented_command;
-use super::scenario::Scenario;
+use super::scenario::{APP, Scenario};
 use super::tool;
 
 /// Longest a rollout may take before the test gives up on it.
@@ -29,6 +30,13 @@ pub fn documented_args(scenario: &Scenario) -> Vec<String> {
         "the README should deploy version b"
     );
     documented.args
+}
+
+/// The documented options without the service: a stack rollout of every changed service.
+pub fn stack_args(scenario: &Scenario) -> Vec<String> {
+    let mut args = documented_args(scenario);
+    args.pop().expect("no service in the README command");
+    args
 }
 
 pub fn strs(args: &[String]) -> Vec<&str> {
@@ -55,6 +63,14 @@ pub async fn roll_under_load(scenario: &Scenario, args: &[String]) -> (Finished,
     let finished = tool::run(scenario.dir(), &strs(args), &env, ROLL_LIMIT).await;
     tokio::time::sleep(SETTLE).await;
     (finished, load.stop().await)
+}
+
+/// [`roll_under_load`], with a census of the app's containers from before the tool starts until
+/// the load has stopped.
+pub async fn roll_counted(scenario: &Scenario, args: &[String]) -> (Finished, Tally, Headcount) {
+    let census = Census::start(&scenario.project, APP).await;
+    let (finished, tally) = roll_under_load(scenario, args).await;
+    (finished, tally, census.stop().await)
 }
 
 pub fn assert_exit(finished: &Finished, code: i32, what: &str) {

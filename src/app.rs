@@ -18,7 +18,7 @@ use crate::plan::{Plan, Snapshot, plan};
 use crate::report::Reporter;
 use crate::rollout::Machine;
 use crate::rollout::driver::Driver;
-use crate::service_settings::{Resolved, parse_x_reroll, resolve};
+use crate::service_settings::{Resolved, ServiceSettings, service_settings};
 
 pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     let mut interrupts = Interrupts::install()
@@ -61,14 +61,12 @@ async fn roll_named(
         Err(failure) => fall_back_to_standalone_compose(docker, failure).await?,
     };
     let service_config = service_config(&config, service)?;
-    let x_reroll =
-        parse_x_reroll(service, service_config.x_reroll.as_ref()).map_err(Failure::usage)?;
-    if x_reroll.skip {
+    let ServiceSettings { skip, resolved } =
+        service_settings(service, &service_config, &cli.flag_settings()).map_err(Failure::usage)?;
+    if skip {
         reporter.skipped(service, "x-reroll skip: true");
         return Ok(Exit::Done);
     }
-    let resolved =
-        resolve(service, &cli.flag_settings(), &x_reroll.settings).map_err(Failure::usage)?;
     let project = config.name.clone();
     let (state, _lock) = match early_lock {
         Some(early) if named.as_deref() == Some(project.as_str()) => early,
@@ -89,7 +87,6 @@ async fn roll_named(
         dry_run: cli.dry_run,
         follow_replicas: false,
     };
-    rollout.warn_unsupported(reporter);
     rollout.roll(&state, containers, reporter, interrupts).await
 }
 
@@ -141,18 +138,6 @@ pub struct ServiceRollout<'a> {
 }
 
 impl ServiceRollout<'_> {
-    /// What `deploy.update_config` asks for is not applied (yet): say so rather than ignore it.
-    pub fn warn_unsupported(&self, reporter: &Reporter) {
-        if !self.config.update_config.is_empty() {
-            reporter.warning(&format!(
-                "service '{}': deploy.update_config ({}) is not supported yet and is ignored: \
-                 docker-reroll always starts the new containers first, all at once",
-                self.service,
-                self.config.update_config.join(", ")
-            ));
-        }
-    }
-
     /// The plan for the service's containers as they are now; a refusal is exit 2.
     pub async fn plan(
         &self,

@@ -3,7 +3,8 @@
 //! The layout is the architecture: `cli` reads the command line, `app` runs read → `plan` →
 //! `rollout` (a sans-IO `machine` and its async `driver`), `docker` is everything that talks to
 //! Docker, `report` is what the user sees. `stack` rolls several services of a project one after
-//! another, each with `app`'s single-service rollout and `service_settings` from flags and `x-reroll:`.
+//! another, each with `app`'s single-service rollout and `service_settings` from flags,
+//! `x-reroll:` and `deploy.update_config`.
 
 pub mod app;
 pub mod cli;

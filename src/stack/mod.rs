@@ -18,7 +18,7 @@ use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::lock::{Lock, StateDir};
 use crate::report::{Reporter, StackOutcome};
-use crate::service_settings::{parse_x_reroll, resolve};
+use crate::service_settings::{ServiceSettings, service_settings};
 use change::{Verdict, detect};
 use order::rollout_order;
 
@@ -55,11 +55,10 @@ pub async fn run(
     // Every service's settings, checked before the first line of output.
     let mut settings = BTreeMap::new();
     for service in &order {
-        let x_reroll = parse_x_reroll(service, config.services[service].x_reroll.as_ref())
-            .map_err(Failure::usage)?;
-        let resolved =
-            resolve(service, &cli.flag_settings(), &x_reroll.settings).map_err(Failure::usage)?;
-        settings.insert(service, (x_reroll.skip, resolved));
+        let ServiceSettings { skip, resolved } =
+            service_settings(service, &config.services[service], &cli.flag_settings())
+                .map_err(Failure::usage)?;
+        settings.insert(service, (skip, resolved));
     }
     reporter.order(project, &order);
 
@@ -109,7 +108,6 @@ pub async fn run(
         if cli.dry_run {
             rollout.show_dry_run(&plan, reporter);
         }
-        rollout.warn_unsupported(reporter);
         decided.push(Decided {
             rollout,
             state,

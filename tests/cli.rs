@@ -9,6 +9,8 @@
 mod scenario;
 #[path = "cli/stack.rs"]
 mod stack;
+#[path = "cli/update_config.rs"]
+mod update_config;
 
 use std::time::Duration;
 

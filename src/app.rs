@@ -14,6 +14,7 @@ use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::journal::Journal;
 use crate::lock::{Lock, StateDir};
+use crate::orphans::Orphans;
 use crate::plan::{Plan, Snapshot, plan};
 use crate::report::Reporter;
 use crate::rollout::Machine;
@@ -72,11 +73,19 @@ async fn roll_named(
         Some(early) if named.as_deref() == Some(project.as_str()) => early,
         _ => lock(docker, &project, service)?,
     };
-    let containers = match early_containers {
-        Some(listed) if named.as_deref() == Some(project.as_str()) => listed,
-        _ => docker.containers(&project, service).await,
-    }
-    .map_err(unreachable_or("listing the service's containers"))?;
+    let docker: &Docker = docker;
+    let containers = async {
+        match early_containers {
+            Some(listed) if named.as_deref() == Some(project.as_str()) => listed,
+            _ => docker.containers(&project, service).await,
+        }
+        .map_err(unreachable_or("listing the service's containers"))
+    };
+    let (containers, orphans) = tokio::join!(
+        containers,
+        Orphans::find(docker, &config, cli.remove_orphans)
+    );
+    let (containers, orphans) = (containers?, orphans?);
     let rollout = ServiceRollout {
         docker,
         project: &project,
@@ -87,7 +96,13 @@ async fn roll_named(
         dry_run: cli.dry_run,
         follow_replicas: false,
     };
-    rollout.roll(&state, containers, reporter, interrupts).await
+    let exit = rollout
+        .roll(&state, containers, reporter, interrupts)
+        .await?;
+    let interrupted = interrupts.received().is_some();
+    Ok(orphans
+        .settle(exit, interrupted, cli.dry_run, docker, reporter)
+        .await)
 }
 
 /// Reads the project, falling back to a standalone `docker-compose` v2 when the plugin is missing.
@@ -321,13 +336,7 @@ async fn read_config(docker: &Docker) -> Result<ProjectConfig, Failure> {
         docker.run(docker.compose(["config", "--format", "json", "--no-interpolate"])),
     );
     let unreadable = |error: DockerError| {
-        let why = error
-            .stderr()
-            .lines()
-            .last()
-            .unwrap_or("")
-            .trim()
-            .to_owned();
+        let why = error.last_stderr_line();
         Failure::usage(format!(
             "Compose cannot read the project: {why}: fix the compose file, or point at it with -f / --project-directory"
         ))

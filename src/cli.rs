@@ -108,6 +108,11 @@ pub struct Cli {
     #[arg(long, value_name = "RATIO", value_parser = ratio, help_heading = "Batches")]
     pub max_failure_ratio: Option<f64>,
 
+    /// Stop and remove the project's containers whose service is no longer in the compose file,
+    /// once the rollouts succeeded.
+    #[arg(long)]
+    pub remove_orphans: bool,
+
     /// Print what would be done (per service: changed or not and why, containers to remove, add
     /// and retire, the settings and where each came from) and change nothing.
     #[arg(long)]
@@ -363,7 +368,7 @@ mod tests {
     fn batch_flags_reach_the_settings_layer() {
         let cli = Cli::try_parse_from(words(
             "docker-reroll --parallelism 2 --delay 1m30s --order stop-first \
-             --failure-action pause --max-failure-ratio 0.25 web",
+             --failure-action pause --max-failure-ratio 0.25 --remove-orphans web",
         ))
         .unwrap();
         let flags = cli.flag_settings();
@@ -372,9 +377,11 @@ mod tests {
         assert_eq!(flags.order, Some(Order::StopFirst));
         assert_eq!(flags.failure_action, Some(FailureAction::Pause));
         assert_eq!(flags.max_failure_ratio, Some(0.25));
+        assert!(cli.remove_orphans);
         let none = Cli::try_parse_from(words("docker-reroll web")).unwrap();
         let flags = none.flag_settings();
         assert_eq!((flags.parallelism, flags.order), (None, None));
+        assert!(!none.remove_orphans);
     }
 
     #[test]

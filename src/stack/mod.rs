@@ -17,6 +17,7 @@ use crate::docker::image::ImageId;
 use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::lock::{Lock, StateDir};
+use crate::orphans::Orphans;
 use crate::report::{Reporter, StackOutcome};
 use crate::service_settings::{ServiceSettings, service_settings};
 use change::{Verdict, detect};
@@ -114,14 +115,19 @@ pub async fn run(
             _lock: lock,
         });
     }
+    let orphans = Orphans::find(docker, &config, cli.remove_orphans).await?;
     if cli.dry_run {
-        return Ok(Exit::Done);
+        return Ok(orphans
+            .settle(Exit::Done, false, true, docker, reporter)
+            .await);
     }
-    roll_in_order(decided, reporter, interrupts).await
+    roll_in_order(decided, orphans, docker, reporter, interrupts).await
 }
 
 async fn roll_in_order(
     decided: Vec<Decided<'_>>,
+    orphans: Orphans,
+    docker: &Docker,
     reporter: &Reporter,
     interrupts: &mut Interrupts,
 ) -> Result<Exit, Failure> {
@@ -165,6 +171,10 @@ async fn roll_in_order(
         }
         reporter.tag_events_with(None);
     }
+    let interrupted = interrupts.received().is_some();
+    let exit = orphans
+        .settle(exit, interrupted, false, docker, reporter)
+        .await;
     reporter.stack_finish(exit, &outcome);
     Ok(exit)
 }

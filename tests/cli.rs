@@ -5,6 +5,8 @@
 //! Run with `cargo test --features test-fakes --test cli`; no Docker needed.
 #![cfg(feature = "test-fakes")]
 
+#[path = "cli/orphans.rs"]
+mod orphans;
 #[path = "cli/scenario.rs"]
 mod scenario;
 #[path = "cli/stack.rs"]

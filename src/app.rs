@@ -14,11 +14,12 @@ use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::journal::Journal;
 use crate::lock::{Lock, StateDir};
+use crate::orphans::Orphans;
 use crate::plan::{Batching, Plan, Snapshot, plan};
 use crate::report::Reporter;
 use crate::rollout::Machine;
 use crate::rollout::driver::Driver;
-use crate::service_settings::{Resolved, parse_x_reroll, resolve};
+use crate::service_settings::{Resolved, ServiceSettings, service_settings};
 
 pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     let mut interrupts = Interrupts::install()
@@ -61,24 +62,30 @@ async fn roll_named(
         Err(failure) => fall_back_to_standalone_compose(docker, failure).await?,
     };
     let service_config = service_config(&config, service)?;
-    let x_reroll =
-        parse_x_reroll(service, service_config.x_reroll.as_ref()).map_err(Failure::usage)?;
-    if x_reroll.skip {
+    let ServiceSettings { skip, resolved } =
+        service_settings(service, &service_config, &cli.flag_settings()).map_err(Failure::usage)?;
+    if skip {
         reporter.skipped(service, "x-reroll skip: true");
         return Ok(Exit::Done);
     }
-    let resolved =
-        resolve(service, &cli.flag_settings(), &x_reroll.settings).map_err(Failure::usage)?;
     let project = config.name.clone();
     let (state, _lock) = match early_lock {
         Some(early) if named.as_deref() == Some(project.as_str()) => early,
         _ => lock(docker, &project, service)?,
     };
-    let containers = match early_containers {
-        Some(listed) if named.as_deref() == Some(project.as_str()) => listed,
-        _ => docker.containers(&project, service).await,
-    }
-    .map_err(unreachable_or("listing the service's containers"))?;
+    let docker: &Docker = docker;
+    let containers = async {
+        match early_containers {
+            Some(listed) if named.as_deref() == Some(project.as_str()) => listed,
+            _ => docker.containers(&project, service).await,
+        }
+        .map_err(unreachable_or("listing the service's containers"))
+    };
+    let (containers, orphans) = tokio::join!(
+        containers,
+        Orphans::find(docker, &config, cli.remove_orphans)
+    );
+    let (containers, orphans) = (containers?, orphans?);
     let rollout = ServiceRollout {
         docker,
         project: &project,
@@ -89,8 +96,13 @@ async fn roll_named(
         dry_run: cli.dry_run,
         follow_replicas: false,
     };
-    rollout.warn_unsupported(reporter);
-    rollout.roll(&state, containers, reporter, interrupts).await
+    let exit = rollout
+        .roll(&state, containers, reporter, interrupts)
+        .await?;
+    let interrupted = interrupts.received().is_some();
+    Ok(orphans
+        .settle(exit, interrupted, cli.dry_run, docker, reporter)
+        .await)
 }
 
 /// Reads the project, falling back to a standalone `docker-compose` v2 when the plugin is missing.
@@ -141,18 +153,6 @@ pub struct ServiceRollout<'a> {
 }
 
 impl ServiceRollout<'_> {
-    /// What `deploy.update_config` asks for is not applied (yet): say so rather than ignore it.
-    pub fn warn_unsupported(&self, reporter: &Reporter) {
-        if !self.config.update_config.is_empty() {
-            reporter.warning(&format!(
-                "service '{}': deploy.update_config ({}) is not supported yet and is ignored: \
-                 docker-reroll always starts the new containers first, all at once",
-                self.service,
-                self.config.update_config.join(", ")
-            ));
-        }
-    }
-
     /// The plan for the service's containers as they are now; a refusal is exit 2.
     pub async fn plan(
         &self,
@@ -247,6 +247,7 @@ impl ServiceRollout<'_> {
             .collect();
         let known = snapshot.containers.iter().map(|c| c.id.clone()).collect();
         let mut machine = Machine::new(plan, self.resolved.settings);
+        let undo_pre_stop = self.resolved.undo_pre_stop_cmd.clone();
         let mut driver = Driver::new(
             docker,
             project.to_owned(),
@@ -258,6 +259,7 @@ impl ServiceRollout<'_> {
             interrupts,
             events,
         );
+        driver.undo_pre_stop = undo_pre_stop;
         let (outcome, times) = driver.drive(&mut machine).await;
         // Kept while old and new run side by side, so that the next run knows which is which.
         if outcome.exit != Exit::Incomplete && !machine.is_mixed() {
@@ -341,13 +343,7 @@ async fn read_config(docker: &Docker) -> Result<ProjectConfig, Failure> {
         docker.run(docker.compose(["config", "--format", "json", "--no-interpolate"])),
     );
     let unreadable = |error: DockerError| {
-        let why = error
-            .stderr()
-            .lines()
-            .last()
-            .unwrap_or("")
-            .trim()
-            .to_owned();
+        let why = error.last_stderr_line();
         Failure::usage(format!(
             "Compose cannot read the project: {why}: fix the compose file, or point at it with -f / --project-directory"
         ))

@@ -5,16 +5,19 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::builder::PossibleValue;
+use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::docker::command::Globals;
+use crate::rollout::settings::{FailureAction, Order};
 use crate::service_settings::Layer;
 use crate::template::Template;
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0    done: the new containers serve
-  1    failed and rolled back: the old containers still serve
+  1    failed and rolled back: the old containers still serve (with failure_action pause or
+       continue: failed part of the way, old and new serve side by side)
   2    usage or precondition error: nothing was changed
   3    failed and cleanup is incomplete: the output says what is left and how to fix it
   130  interrupted (SIGINT) and rolled back
@@ -74,6 +77,10 @@ pub struct Cli {
     /// pre-stop command, from --pre-stop-cmd or x-reroll).
     #[arg(long)]
     pub pre_stop_wait_until_unhealthy: bool,
+    /// Command that undoes --pre-stop-cmd on an old container a rollback restarts, e.g.
+    /// 'docker exec {id} rm -f /.dead'.
+    #[arg(long, value_name = "TEMPLATE", value_parser = template)]
+    pub undo_pre_stop_cmd: Option<Template>,
     /// How long the old containers may take to turn unhealthy (default: from their healthcheck).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub drain_timeout: Option<Duration>,
@@ -81,6 +88,31 @@ pub struct Cli {
     /// proxy to drop them; Traefik applies changes at most every 2s) [default: 0s].
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub wait_after_unhealthy: Option<Duration>,
+
+    /// Containers replaced per batch, 0 for all at once (overrides deploy.update_config)
+    /// [default: 0].
+    #[arg(long, value_name = "N", help_heading = "Batches")]
+    pub parallelism: Option<u32>,
+    /// Pause between batches (overrides deploy.update_config) [default: 0s].
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Batches")]
+    pub delay: Option<Duration>,
+    /// Start the new containers before stopping the old ones, or the other way round (overrides
+    /// deploy.update_config) [default: start-first].
+    #[arg(long, value_name = "ORDER", value_enum, help_heading = "Batches")]
+    pub order: Option<Order>,
+    /// What a failed batch leads to: roll every batch back, stop, or go on with the next one
+    /// (overrides deploy.update_config) [default: rollback].
+    #[arg(long, value_name = "ACTION", value_enum, help_heading = "Batches")]
+    pub failure_action: Option<FailureAction>,
+    /// The share of new containers that may fail before the failure action applies, from 0 to 1
+    /// (overrides deploy.update_config) [default: 0].
+    #[arg(long, value_name = "RATIO", value_parser = ratio, help_heading = "Batches")]
+    pub max_failure_ratio: Option<f64>,
+
+    /// Stop and remove the project's containers whose service is no longer in the compose file,
+    /// once the rollouts succeeded.
+    #[arg(long)]
+    pub remove_orphans: bool,
 
     /// Print what would be done (per service: changed or not and why, containers to remove, add
     /// and retire, the settings and where each came from) and change nothing.
@@ -137,17 +169,56 @@ fn template(text: &str) -> Result<Template, String> {
     Template::parse(text)
 }
 
+fn ratio(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|ratio| (0.0..=1.0).contains(ratio))
+        .ok_or_else(|| format!("'{text}' is not a ratio: give a number from 0 to 1, e.g. 0.25"))
+}
+
+impl ValueEnum for Order {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Order::StartFirst, Order::StopFirst]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
+}
+
+impl ValueEnum for FailureAction {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            FailureAction::Rollback,
+            FailureAction::Pause,
+            FailureAction::Continue,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
+}
+
 impl Cli {
-    /// The rollout settings given on the command line; they override a service's `x-reroll:`.
+    /// The rollout settings given on the command line; they override a service's `x-reroll:`
+    /// and `deploy.update_config`.
     pub fn flag_settings(&self) -> Layer {
         Layer {
             pre_stop_cmd: self.pre_stop_cmd.clone(),
+            undo_pre_stop_cmd: self.undo_pre_stop_cmd.clone(),
             pre_stop_wait_until_unhealthy: self.pre_stop_wait_until_unhealthy.then_some(true),
             healthcheck_timeout: self.healthcheck_timeout,
             wait: self.wait,
             wait_after_healthy: self.wait_after_healthy,
             drain_timeout: self.drain_timeout,
             wait_after_unhealthy: self.wait_after_unhealthy,
+            parallelism: self.parallelism,
+            delay: self.delay,
+            order: self.order,
+            failure_action: self.failure_action,
+            max_failure_ratio: self.max_failure_ratio,
         }
     }
 
@@ -292,6 +363,46 @@ mod tests {
         let metadata: serde_json::Value = serde_json::from_str(&metadata()).unwrap();
         assert_eq!(metadata["Version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(metadata["SchemaVersion"], "0.1.0");
+    }
+
+    #[test]
+    fn batch_flags_reach_the_settings_layer() {
+        let cli = Cli::try_parse_from(words(
+            "docker-reroll --parallelism 2 --delay 1m30s --order stop-first \
+             --failure-action pause --max-failure-ratio 0.25 --remove-orphans web",
+        ))
+        .unwrap();
+        let flags = cli.flag_settings();
+        assert_eq!(flags.parallelism, Some(2));
+        assert_eq!(flags.delay, Some(Duration::from_secs(90)));
+        assert_eq!(flags.order, Some(Order::StopFirst));
+        assert_eq!(flags.failure_action, Some(FailureAction::Pause));
+        assert_eq!(flags.max_failure_ratio, Some(0.25));
+        assert!(cli.remove_orphans);
+        let none = Cli::try_parse_from(words("docker-reroll web")).unwrap();
+        let flags = none.flag_settings();
+        assert_eq!((flags.parallelism, flags.order), (None, None));
+        assert!(!none.remove_orphans);
+    }
+
+    #[test]
+    fn bad_batch_flags_are_refused_by_name() {
+        let cases = [
+            ("--parallelism=-1", "--parallelism"),
+            ("--parallelism many", "--parallelism"),
+            ("--delay soon", "is not a duration"),
+            ("--order sideways", "start-first, stop-first"),
+            ("--failure-action retry", "rollback, pause, continue"),
+            ("--max-failure-ratio 1.5", "give a number from 0 to 1"),
+            ("--max-failure-ratio NaN", "give a number from 0 to 1"),
+            ("--undo-pre-stop-cmd {nope}", "unknown placeholder"),
+        ];
+        for (flags, expected) in cases {
+            let error = Cli::try_parse_from(words(&format!("docker-reroll {flags} web")))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{flags}: {error}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Durations on the command line: humantime (`90s`, `2m`, `1m30s`) or bare seconds (`90`), the
-//! latter for compatibility with docker-reroll 1.0 and docker-rollout.
+//! latter for compatibility with docker-reroll 1.0 and docker-rollout. Humantime also reads what
+//! Go's `time.Duration` prints, as Compose does for `deploy.update_config` (`1.5s`, `1h0m0s`).
 
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_humantime_and_bare_seconds() {
+    fn accepts_humantime_go_durations_and_bare_seconds() {
         let cases = [
             ("90", 90_000),
             ("90s", 90_000),
@@ -43,10 +44,16 @@ mod tests {
             ("500ms", 500),
             ("1.5", 1_500),
             ("0", 0),
+            // As Go prints them (Compose's deploy.update_config).
+            ("1.5s", 1_500),
+            ("1m0.5s", 60_500),
+            ("1h0m0s", 3_600_000),
+            ("0s", 0),
         ];
         for (text, millis) in cases {
             assert_eq!(parse(text), Ok(Duration::from_millis(millis)), "{text}");
         }
+        assert_eq!(parse("2µs"), Ok(Duration::from_micros(2)));
     }
 
     #[test]

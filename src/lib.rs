@@ -3,7 +3,9 @@
 //! The layout is the architecture: `cli` reads the command line, `app` runs read → `plan` →
 //! `rollout` (a sans-IO `machine` and its async `driver`), `docker` is everything that talks to
 //! Docker, `report` is what the user sees. `stack` rolls several services of a project one after
-//! another, each with `app`'s single-service rollout and `service_settings` from flags and `x-reroll:`.
+//! another, each with `app`'s single-service rollout and `service_settings` from flags,
+//! `x-reroll:` and `deploy.update_config`; `orphans` are the project's containers of services the
+//! file no longer has.
 
 pub mod app;
 pub mod cli;
@@ -13,6 +15,7 @@ pub mod exit;
 pub mod interrupt;
 pub mod journal;
 pub mod lock;
+pub mod orphans;
 pub mod plan;
 pub mod report;
 pub mod rollout;

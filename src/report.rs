@@ -10,8 +10,10 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::docker::container::Container;
+use crate::docker::service::Listed;
 use crate::duration::show;
 use crate::exit::Exit;
+use crate::orphans::Fate;
 use crate::plan::Plan;
 use crate::rollout::Phase;
 use crate::rollout::settings::Order;
@@ -241,6 +243,37 @@ impl Reporter {
             "settings",
             json!({ "service": service, "settings": settings }),
         );
+    }
+
+    /// Containers of services the compose file no longer has, a line per service, and their fate.
+    pub fn orphans(&self, fate: Fate, containers: &[Listed]) {
+        let mut by_service: Vec<(&str, Vec<String>)> = Vec::new();
+        for container in containers {
+            let shown = format!(
+                "{} ({})",
+                container.name,
+                crate::template::short_id(&container.id)
+            );
+            match by_service.iter_mut().find(|(s, _)| *s == container.service) {
+                Some((_, names)) => names.push(shown),
+                None => by_service.push((&container.service, vec![shown])),
+            }
+        }
+        for (service, names) in by_service {
+            self.line(
+                "orphan",
+                &format!(
+                    "service '{service}' is no longer in the compose file: {} {}",
+                    names.join(", "),
+                    fate.describe()
+                ),
+            );
+        }
+        let listed: Vec<Value> = containers
+            .iter()
+            .map(|c| json!({ "id": c.id, "name": c.name, "service": c.service }))
+            .collect();
+        self.event("orphans", json!({ "fate": fate, "containers": listed }));
     }
 
     /// The end of a stack rollout: which services finished, rolled back, were not started.

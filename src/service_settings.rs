@@ -1,25 +1,37 @@
-//! A service's rollout settings from three layers: the flags actually given on the command line,
-//! then the service's `x-reroll:` in the compose file, then the defaults. Each resolved value
-//! remembers its layer, for `--dry-run`.
+//! A service's rollout settings from four layers: the flags actually given on the command line,
+//! then the service's `x-reroll:` in the compose file, then its `deploy.update_config`, then the
+//! defaults. Each resolved value remembers its layer, for `--dry-run`.
+
+mod update_config;
 
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::docker::compose::ServiceConfig;
 use crate::duration::show;
 use crate::rollout::Settings;
+use crate::rollout::settings::{FailureAction, Order};
 use crate::template::Template;
+pub use update_config::update_config_layer;
 
 /// One layer: a value per setting, or nothing to say about it.
 #[derive(Clone, Debug, Default)]
 pub struct Layer {
     pub pre_stop_cmd: Option<Template>,
+    /// Undoes the pre-stop command on an old container a rollback restarts.
+    pub undo_pre_stop_cmd: Option<Template>,
     pub pre_stop_wait_until_unhealthy: Option<bool>,
     pub healthcheck_timeout: Option<Duration>,
     pub wait: Option<Duration>,
     pub wait_after_healthy: Option<Duration>,
     pub drain_timeout: Option<Duration>,
     pub wait_after_unhealthy: Option<Duration>,
+    pub parallelism: Option<u32>,
+    pub delay: Option<Duration>,
+    pub order: Option<Order>,
+    pub failure_action: Option<FailureAction>,
+    pub max_failure_ratio: Option<f64>,
 }
 
 /// What a service's `x-reroll:` says besides its settings.
@@ -35,6 +47,8 @@ pub struct XReroll {
 pub enum Source {
     Flag,
     XReroll,
+    #[serde(rename = "deploy.update_config")]
+    UpdateConfig,
     Default,
 }
 
@@ -43,6 +57,7 @@ impl Source {
         match self {
             Source::Flag => "flag",
             Source::XReroll => "x-reroll",
+            Source::UpdateConfig => "deploy.update_config",
             Source::Default => "default",
         }
     }
@@ -53,8 +68,33 @@ impl Source {
 pub struct Resolved {
     pub settings: Settings,
     pub pre_stop_cmd: Option<Template>,
+    /// Run on an old container a rollback restarts after its pre-stop command ran.
+    pub undo_pre_stop_cmd: Option<Template>,
     /// (key, value as shown, where it came from), in the README's order.
     pub sources: Vec<(&'static str, String, Source)>,
+}
+
+/// A service's settings as its compose file and the flags decide them.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    /// `x-reroll: skip: true`: never rolled.
+    pub skip: bool,
+    pub resolved: Resolved,
+}
+
+/// Every layer of one service, read and resolved; errors name the service, the key and the fix.
+pub fn service_settings(
+    service: &str,
+    config: &ServiceConfig,
+    flags: &Layer,
+) -> Result<ServiceSettings, String> {
+    let x_reroll = parse_x_reroll(service, config.x_reroll.as_ref())?;
+    let update_config = update_config_layer(service, &config.update_config)?;
+    let resolved = resolve(service, flags, &x_reroll.settings, &update_config)?;
+    Ok(ServiceSettings {
+        skip: x_reroll.skip,
+        resolved,
+    })
 }
 
 /// Reads `x-reroll:` (as Compose printed it, uninterpolated). Errors name the key and the fix.
@@ -87,14 +127,16 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
             _ => Err(bad("expected a duration such as 30s, or whole seconds")),
         };
         let switch = || value.as_bool().ok_or_else(|| bad("expected true or false"));
+        let template = || {
+            let text = value
+                .as_str()
+                .ok_or_else(|| bad("expected a command line"))?;
+            Template::parse(text).map_err(|e| bad(&e))
+        };
         match key.as_str() {
             "skip" => parsed.skip = switch()?,
-            "pre-stop-cmd" => {
-                let text = value
-                    .as_str()
-                    .ok_or_else(|| bad("expected a command line"))?;
-                layer.pre_stop_cmd = Some(Template::parse(text).map_err(|e| bad(&e))?);
-            }
+            "pre-stop-cmd" => layer.pre_stop_cmd = Some(template()?),
+            "undo-pre-stop-cmd" => layer.undo_pre_stop_cmd = Some(template()?),
             "pre-stop-wait-until-unhealthy" => {
                 layer.pre_stop_wait_until_unhealthy = Some(switch()?)
             }
@@ -105,8 +147,10 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
             "wait-after-unhealthy" => layer.wait_after_unhealthy = Some(duration()?),
             _ => {
                 return Err(bad(
-                    "unknown key (known: skip, pre-stop-cmd, pre-stop-wait-until-unhealthy, \
-                     healthcheck-timeout, wait, wait-after-healthy, drain-timeout, wait-after-unhealthy)",
+                    "unknown key (known: skip, pre-stop-cmd, undo-pre-stop-cmd, \
+                     pre-stop-wait-until-unhealthy, healthcheck-timeout, wait, wait-after-healthy, \
+                     drain-timeout, wait-after-unhealthy; the batch settings belong in \
+                     deploy.update_config)",
                 ));
             }
         }
@@ -114,102 +158,173 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
     Ok(parsed)
 }
 
-/// The flags over the file over the defaults.
-pub fn resolve(service: &str, flags: &Layer, file: &Layer) -> Result<Resolved, String> {
-    let defaults = Settings::default();
-    let mut sources = Vec::new();
-    // The first layer that has a value, and which one it was.
-    fn pick<T: Clone>(
-        flag: &Option<T>,
-        file: &Option<T>,
-        default: Option<T>,
-    ) -> (Option<T>, Source) {
-        match (flag, file) {
-            (Some(value), _) => (Some(value.clone()), Source::Flag),
-            (None, Some(value)) => (Some(value.clone()), Source::XReroll),
-            (None, None) => (default, Source::Default),
-        }
+/// The layers, first to last, and what each resolved value was shown as and came from.
+struct Picker<'a> {
+    layers: [(&'a Layer, Source); 3],
+    sources: Vec<(&'static str, String, Source)>,
+}
+
+impl Picker<'_> {
+    fn first<T: Clone>(&self, field: fn(&Layer) -> &Option<T>) -> Option<(T, Source)> {
+        self.layers
+            .iter()
+            .find_map(|(layer, source)| field(layer).clone().map(|value| (value, *source)))
     }
-    let derived = || "derived from the healthcheck".to_owned();
-    let mut duration = |key, flag: &Option<Duration>, file: &Option<Duration>, default| {
-        let (value, source) = pick(flag, file, default);
-        sources.push((key, value.map_or_else(derived, show), source));
+
+    /// The first layer's value for `field`, else `default`; recorded under `key` as `shown`.
+    fn value<T: Clone>(
+        &mut self,
+        key: &'static str,
+        field: fn(&Layer) -> &Option<T>,
+        default: T,
+        shown: impl Fn(&T) -> String,
+    ) -> T {
+        let (value, source) = self.first(field).unwrap_or((default, Source::Default));
+        self.sources.push((key, shown(&value), source));
         value
+    }
+
+    /// The first layer's value for `field`, if any; without one, shown as `unset`.
+    fn optional<T: Clone>(
+        &mut self,
+        key: &'static str,
+        field: fn(&Layer) -> &Option<T>,
+        unset: &str,
+        shown: impl Fn(&T) -> String,
+    ) -> Option<T> {
+        let (value, source) = match self.first(field) {
+            Some((value, source)) => (Some(value), source),
+            None => (None, Source::Default),
+        };
+        let text = value.as_ref().map_or_else(|| unset.to_owned(), shown);
+        self.sources.push((key, text, source));
+        value
+    }
+}
+
+/// The flags over `x-reroll:` over `deploy.update_config` over the defaults.
+pub fn resolve(
+    service: &str,
+    flags: &Layer,
+    x_reroll: &Layer,
+    update_config: &Layer,
+) -> Result<Resolved, String> {
+    let defaults = Settings::default();
+    let mut picker = Picker {
+        layers: [
+            (flags, Source::Flag),
+            (x_reroll, Source::XReroll),
+            (update_config, Source::UpdateConfig),
+        ],
+        sources: Vec::new(),
     };
-    let healthcheck_timeout = duration(
+    let derived = "derived from the healthcheck";
+    let duration = |d: &Duration| show(*d);
+    let command = |t: &Template| t.to_string();
+    let healthcheck_timeout = picker.optional(
         "healthcheck-timeout",
-        &flags.healthcheck_timeout,
-        &file.healthcheck_timeout,
-        defaults.healthcheck_timeout,
+        |l| &l.healthcheck_timeout,
+        derived,
+        duration,
     );
-    let wait = duration(
+    let wait = picker.value(
         "wait",
-        &flags.wait,
-        &file.wait,
-        Some(defaults.wait_without_healthcheck),
+        |l| &l.wait,
+        defaults.wait_without_healthcheck,
+        duration,
     );
-    let wait_after_healthy = duration(
+    let wait_after_healthy = picker.value(
         "wait-after-healthy",
-        &flags.wait_after_healthy,
-        &file.wait_after_healthy,
-        Some(defaults.wait_after_healthy),
+        |l| &l.wait_after_healthy,
+        defaults.wait_after_healthy,
+        duration,
     );
-    let drain_timeout = duration(
-        "drain-timeout",
-        &flags.drain_timeout,
-        &file.drain_timeout,
-        defaults.drain_timeout,
-    );
-    let wait_after_unhealthy = duration(
+    let drain_timeout = picker.optional("drain-timeout", |l| &l.drain_timeout, derived, duration);
+    let wait_after_unhealthy = picker.value(
         "wait-after-unhealthy",
-        &flags.wait_after_unhealthy,
-        &file.wait_after_unhealthy,
-        Some(defaults.wait_after_unhealthy),
+        |l| &l.wait_after_unhealthy,
+        defaults.wait_after_unhealthy,
+        duration,
     );
-    let (pre_stop_cmd, source) = pick(&flags.pre_stop_cmd, &file.pre_stop_cmd, None);
-    sources.push((
-        "pre-stop-cmd",
-        pre_stop_cmd
-            .as_ref()
-            .map_or_else(|| "none".to_owned(), ToString::to_string),
-        source,
-    ));
-    let (wait_until_unhealthy, source) = pick(
-        &flags.pre_stop_wait_until_unhealthy,
-        &file.pre_stop_wait_until_unhealthy,
-        Some(false),
-    );
-    let wait_until_unhealthy = wait_until_unhealthy.unwrap_or(false);
-    sources.push((
+    let pre_stop_cmd = picker.optional("pre-stop-cmd", |l| &l.pre_stop_cmd, "none", command);
+    let wait_until_unhealthy = picker.value(
         "pre-stop-wait-until-unhealthy",
-        wait_until_unhealthy.to_string(),
-        source,
-    ));
+        |l| &l.pre_stop_wait_until_unhealthy,
+        defaults.wait_until_unhealthy,
+        bool::to_string,
+    );
+    let undo_pre_stop_cmd = picker.optional(
+        "undo-pre-stop-cmd",
+        |l| &l.undo_pre_stop_cmd,
+        "none",
+        command,
+    );
+    let parallelism = picker.value(
+        "parallelism",
+        |l| &l.parallelism,
+        defaults.parallelism,
+        |count| match count {
+            0 => "0 (all at once)".to_owned(),
+            count => count.to_string(),
+        },
+    );
+    let delay = picker.value("delay", |l| &l.delay, defaults.delay, duration);
+    let order = picker.value(
+        "order",
+        |l| &l.order,
+        defaults.order,
+        |order| order.name().to_owned(),
+    );
+    let failure_action = picker.value(
+        "failure-action",
+        |l| &l.failure_action,
+        defaults.failure_action,
+        |action| action.name().to_owned(),
+    );
+    let max_failure_ratio = picker.value(
+        "max-failure-ratio",
+        |l| &l.max_failure_ratio,
+        defaults.max_failure_ratio,
+        f64::to_string,
+    );
     if wait_until_unhealthy && pre_stop_cmd.is_none() {
         return Err(format!(
             "service '{service}': waiting until unhealthy needs a pre-stop command that makes the \
              old containers unhealthy: give --pre-stop-cmd (or x-reroll pre-stop-cmd)"
         ));
     }
+    if undo_pre_stop_cmd.is_some() && pre_stop_cmd.is_none() {
+        return Err(format!(
+            "service '{service}': an undo-pre-stop command needs a pre-stop command to undo: give \
+             --pre-stop-cmd (or x-reroll pre-stop-cmd), or drop the undo command"
+        ));
+    }
     Ok(Resolved {
         settings: Settings {
             healthcheck_timeout,
-            wait_without_healthcheck: wait.unwrap_or(defaults.wait_without_healthcheck),
-            wait_after_healthy: wait_after_healthy.unwrap_or_default(),
+            wait_without_healthcheck: wait,
+            wait_after_healthy,
             pre_stop: pre_stop_cmd.is_some(),
+            undo_pre_stop: undo_pre_stop_cmd.is_some(),
             wait_until_unhealthy,
             drain_timeout,
-            wait_after_unhealthy: wait_after_unhealthy.unwrap_or_default(),
-            ..Settings::default()
+            wait_after_unhealthy,
+            parallelism,
+            delay,
+            order,
+            failure_action,
+            max_failure_ratio,
         },
         pre_stop_cmd,
-        sources,
+        undo_pre_stop_cmd,
+        sources: picker.sources,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::compose::UpdateConfig;
     use serde_json::json;
 
     #[test]
@@ -223,7 +338,7 @@ mod tests {
             wait_after_healthy: Some(Duration::from_secs(5)),
             ..Layer::default()
         };
-        let resolved = resolve("web", &flags, &file.settings).unwrap();
+        let resolved = resolve("web", &flags, &file.settings, &Layer::default()).unwrap();
         assert_eq!(resolved.settings.wait_after_healthy, Duration::from_secs(5));
         assert_eq!(
             resolved.settings.drain_timeout,
@@ -273,11 +388,207 @@ mod tests {
             pre_stop_wait_until_unhealthy: Some(true),
             ..Layer::default()
         };
-        assert!(resolve("web", &wants_drain, &Layer::default()).is_err());
+        assert!(resolve("web", &wants_drain, &Layer::default(), &Layer::default()).is_err());
         let file = Layer {
             pre_stop_cmd: Some(Template::parse("touch {id}").unwrap()),
             ..Layer::default()
         };
-        assert!(resolve("web", &wants_drain, &file).is_ok());
+        assert!(resolve("web", &wants_drain, &file, &Layer::default()).is_ok());
+    }
+
+    fn template(text: &str) -> Option<Template> {
+        Some(Template::parse(text).unwrap())
+    }
+
+    #[test]
+    fn each_setting_comes_from_the_first_layer_that_has_it() {
+        let flags = Layer {
+            parallelism: Some(3),
+            order: Some(Order::StopFirst),
+            ..Layer::default()
+        };
+        let x_reroll = Layer {
+            wait_after_healthy: Some(Duration::from_secs(2)),
+            pre_stop_cmd: template("touch {id}"),
+            undo_pre_stop_cmd: template("rm -f {id}"),
+            ..Layer::default()
+        };
+        let update_config = Layer {
+            parallelism: Some(1),
+            delay: Some(Duration::from_secs(5)),
+            wait_after_healthy: Some(Duration::from_millis(1500)),
+            order: Some(Order::StartFirst),
+            failure_action: Some(FailureAction::Pause),
+            max_failure_ratio: Some(0.3),
+            ..Layer::default()
+        };
+        let resolved = resolve("web", &flags, &x_reroll, &update_config).unwrap();
+        let expected = [
+            (
+                "healthcheck-timeout",
+                "derived from the healthcheck",
+                Source::Default,
+            ),
+            ("wait", "10.00s", Source::Default),
+            ("wait-after-healthy", "2.00s", Source::XReroll),
+            (
+                "drain-timeout",
+                "derived from the healthcheck",
+                Source::Default,
+            ),
+            ("wait-after-unhealthy", "0.00s", Source::Default),
+            ("pre-stop-cmd", "touch {id}", Source::XReroll),
+            ("pre-stop-wait-until-unhealthy", "false", Source::Default),
+            ("undo-pre-stop-cmd", "rm -f {id}", Source::XReroll),
+            ("parallelism", "3", Source::Flag),
+            ("delay", "5.00s", Source::UpdateConfig),
+            ("order", "stop-first", Source::Flag),
+            ("failure-action", "pause", Source::UpdateConfig),
+            ("max-failure-ratio", "0.3", Source::UpdateConfig),
+        ];
+        let shown: Vec<(&str, &str, Source)> = resolved
+            .sources
+            .iter()
+            .map(|(key, value, source)| (*key, value.as_str(), *source))
+            .collect();
+        assert_eq!(shown, expected);
+        let settings = &resolved.settings;
+        assert_eq!(
+            (
+                settings.parallelism,
+                settings.order,
+                settings.failure_action
+            ),
+            (3, Order::StopFirst, FailureAction::Pause)
+        );
+        assert_eq!(settings.delay, Duration::from_secs(5));
+        assert_eq!(settings.max_failure_ratio, 0.3);
+        assert!(settings.undo_pre_stop && settings.pre_stop);
+        assert_eq!(resolved.undo_pre_stop_cmd, template("rm -f {id}"));
+    }
+
+    #[test]
+    fn update_config_fills_what_flags_and_x_reroll_leave_open() {
+        let watching = |millis| Layer {
+            wait_after_healthy: Some(Duration::from_millis(millis)),
+            ..Layer::default()
+        };
+        let none = Layer::default;
+        let cases = [
+            (none(), none(), "0.00s", Source::Default),
+            (none(), watching(1500), "1.50s", Source::UpdateConfig),
+            (watching(4000), watching(1500), "4.00s", Source::XReroll),
+            (watching(4000), none(), "4.00s", Source::XReroll),
+        ];
+        for (x_reroll, update_config, shown, source) in cases {
+            let resolved = resolve("web", &none(), &x_reroll, &update_config).unwrap();
+            let found = resolved
+                .sources
+                .iter()
+                .find(|s| s.0 == "wait-after-healthy")
+                .unwrap();
+            assert_eq!((found.1.as_str(), found.2), (shown, source));
+        }
+    }
+
+    #[test]
+    fn defaults_roll_everything_at_once_start_first_and_roll_back() {
+        let resolved = resolve(
+            "web",
+            &Layer::default(),
+            &Layer::default(),
+            &Layer::default(),
+        )
+        .unwrap();
+        assert_eq!(resolved.settings, Settings::default());
+        let shown = |key| {
+            resolved
+                .sources
+                .iter()
+                .find(|s| s.0 == key)
+                .map(|s| (s.1.clone(), s.2))
+                .unwrap()
+        };
+        assert_eq!(
+            shown("parallelism"),
+            ("0 (all at once)".into(), Source::Default)
+        );
+        assert_eq!(shown("order"), ("start-first".into(), Source::Default));
+        assert_eq!(
+            shown("failure-action"),
+            ("rollback".into(), Source::Default)
+        );
+        assert_eq!(shown("max-failure-ratio"), ("0".into(), Source::Default));
+        assert_eq!(shown("undo-pre-stop-cmd"), ("none".into(), Source::Default));
+    }
+
+    #[test]
+    fn undoing_the_pre_stop_needs_a_pre_stop_from_some_layer() {
+        let undo = Layer {
+            undo_pre_stop_cmd: template("rm -f /.dead"),
+            ..Layer::default()
+        };
+        let error = resolve("web", &undo, &Layer::default(), &Layer::default()).unwrap_err();
+        assert!(error.contains("service 'web'"), "{error}");
+        assert!(error.contains("--pre-stop-cmd"), "{error}");
+        assert_eq!(error.lines().count(), 1);
+        let pre_stop = Layer {
+            pre_stop_cmd: template("touch /.dead"),
+            ..Layer::default()
+        };
+        let resolved = resolve("web", &undo, &pre_stop, &Layer::default()).unwrap();
+        assert!(resolved.settings.undo_pre_stop);
+    }
+
+    #[test]
+    fn x_reroll_takes_an_undo_command_but_not_the_batch_keys() {
+        let parsed = parse_x_reroll(
+            "web",
+            Some(&json!({"pre-stop-cmd": "touch {id}", "undo-pre-stop-cmd": "rm -f {id}"})),
+        )
+        .unwrap();
+        assert_eq!(parsed.settings.undo_pre_stop_cmd, template("rm -f {id}"));
+        for key in [
+            "parallelism",
+            "delay",
+            "order",
+            "failure-action",
+            "max-failure-ratio",
+        ] {
+            let error = parse_x_reroll("web", Some(&json!({ key: 1 }))).unwrap_err();
+            assert!(error.contains("unknown key"), "{key}: {error}");
+            assert!(error.contains("deploy.update_config"), "{key}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_service_reads_x_reroll_and_update_config_together() {
+        let config = ServiceConfig {
+            x_reroll: Some(json!({"skip": true, "wait": "3s"})),
+            update_config: UpdateConfig {
+                parallelism: Some(2),
+                monitor: Some("1m30s".into()),
+                ..UpdateConfig::default()
+            },
+            ..ServiceConfig::default()
+        };
+        let decided = service_settings("web", &config, &Layer::default()).unwrap();
+        assert!(decided.skip);
+        let settings = &decided.resolved.settings;
+        assert_eq!(settings.parallelism, 2);
+        assert_eq!(settings.wait_after_healthy, Duration::from_secs(90));
+        assert_eq!(settings.wait_without_healthcheck, Duration::from_secs(3));
+        let bad = ServiceConfig {
+            update_config: UpdateConfig {
+                failure_action: Some("retry".into()),
+                ..UpdateConfig::default()
+            },
+            ..ServiceConfig::default()
+        };
+        let error = service_settings("web", &bad, &Layer::default()).unwrap_err();
+        assert!(
+            error.contains("deploy.update_config.failure_action"),
+            "{error}"
+        );
     }
 }

@@ -5,10 +5,14 @@
 //! Run with `cargo test --features test-fakes --test cli`; no Docker needed.
 #![cfg(feature = "test-fakes")]
 
+#[path = "cli/orphans.rs"]
+mod orphans;
 #[path = "cli/scenario.rs"]
 mod scenario;
 #[path = "cli/stack.rs"]
 mod stack;
+#[path = "cli/update_config.rs"]
+mod update_config;
 
 use std::time::Duration;
 

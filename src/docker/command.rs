@@ -145,6 +145,11 @@ impl DockerError {
         }
     }
 
+    /// The last line of stderr, where Docker and Compose put the reason.
+    pub fn last_stderr_line(&self) -> String {
+        self.stderr().lines().last().unwrap_or("").trim().to_owned()
+    }
+
     /// Docker's CLI says this in several ways, depending on the transport and version.
     pub fn is_daemon_unreachable(&self) -> bool {
         let text = self.stderr();

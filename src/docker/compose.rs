@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 /// The parts of a resolved service this tool decides on.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceConfig {
     pub container_name: Option<String>,
     /// Published host ports, as Compose resolved them (`"8080"`, `"9000-9005"`).
@@ -16,13 +16,25 @@ pub struct ServiceConfig {
     pub image: Option<String>,
     /// The services this one `depends_on`.
     pub depends_on: Vec<String>,
-    /// The `deploy.update_config` keys set (this tool does not apply them yet).
-    pub update_config: Vec<String>,
+    /// `deploy.update_config` as Compose printed it; validated in `service_settings`.
+    pub update_config: UpdateConfig,
     /// The service's `x-reroll:` extension, if any (see [`attach_extensions`]).
     pub x_reroll: Option<serde_json::Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `deploy.update_config`, each key as Compose prints it when set: durations as Go writes them
+/// (`1m30s`, `1.5s`, `500ms`). Compose checks the types and `order`, not `failure_action`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct UpdateConfig {
+    pub parallelism: Option<u64>,
+    pub delay: Option<String>,
+    pub monitor: Option<String>,
+    pub failure_action: Option<String>,
+    pub max_failure_ratio: Option<f64>,
+    pub order: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProjectConfig {
     pub name: String,
     pub services: BTreeMap<String, ServiceConfig>,
@@ -55,7 +67,7 @@ struct RawPort {
 #[derive(Deserialize)]
 struct RawDeploy {
     replicas: Option<u32>,
-    update_config: Option<BTreeMap<String, serde_json::Value>>,
+    update_config: Option<UpdateConfig>,
 }
 
 pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
@@ -79,15 +91,8 @@ pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
                 })
                 .collect();
             let (replicas, update_config) = match service.deploy {
-                Some(deploy) => (
-                    deploy.replicas,
-                    deploy
-                        .update_config
-                        .unwrap_or_default()
-                        .into_keys()
-                        .collect(),
-                ),
-                None => (None, Vec::new()),
+                Some(deploy) => (deploy.replicas, deploy.update_config.unwrap_or_default()),
+                None => (None, UpdateConfig::default()),
             };
             let config = ServiceConfig {
                 container_name: service.container_name.filter(|n| !n.is_empty()),
@@ -205,7 +210,9 @@ mod tests {
         let web = &config.services["web"];
         assert_eq!(web.depends_on, ["db"]);
         assert_eq!(web.image.as_deref(), Some("web:2"));
-        assert_eq!(web.update_config, ["order", "parallelism"]);
+        assert_eq!(web.update_config.parallelism, Some(2));
+        assert_eq!(web.update_config.order.as_deref(), Some("stop-first"));
+        assert_eq!(config.services["db"].update_config, UpdateConfig::default());
         let raw = r#"{"services": {"web": {"x-reroll": {"wait": "5s"}}, "db": {}}}"#;
         attach_extensions(&mut config, raw).unwrap();
         assert_eq!(
@@ -213,6 +220,25 @@ mod tests {
             Some(serde_json::json!({"wait": "5s"}))
         );
         assert_eq!(config.services["db"].x_reroll, None);
+    }
+
+    #[test]
+    fn reads_update_config_as_compose_prints_it() {
+        let json = r#"{"name": "demo", "services": {"web": {"image": "x", "deploy": {
+            "update_config": {"parallelism": 1, "delay": "2s", "failure_action": "rollback",
+                              "monitor": "1.5s", "max_failure_ratio": 0.3, "order": "stop-first"}}}}}"#;
+        let config = parse_config(json).unwrap();
+        assert_eq!(
+            config.services["web"].update_config,
+            UpdateConfig {
+                parallelism: Some(1),
+                delay: Some("2s".into()),
+                monitor: Some("1.5s".into()),
+                failure_action: Some("rollback".into()),
+                max_failure_ratio: Some(0.3),
+                order: Some("stop-first".into()),
+            }
+        );
     }
 
     #[test]

@@ -17,8 +17,9 @@ use crate::docker::image::ImageId;
 use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::lock::{Lock, StateDir};
+use crate::orphans::Orphans;
 use crate::report::{Reporter, StackOutcome};
-use crate::service_settings::{parse_x_reroll, resolve};
+use crate::service_settings::{ServiceSettings, service_settings};
 use change::{Verdict, detect};
 use order::rollout_order;
 
@@ -55,11 +56,10 @@ pub async fn run(
     // Every service's settings, checked before the first line of output.
     let mut settings = BTreeMap::new();
     for service in &order {
-        let x_reroll = parse_x_reroll(service, config.services[service].x_reroll.as_ref())
-            .map_err(Failure::usage)?;
-        let resolved =
-            resolve(service, &cli.flag_settings(), &x_reroll.settings).map_err(Failure::usage)?;
-        settings.insert(service, (x_reroll.skip, resolved));
+        let ServiceSettings { skip, resolved } =
+            service_settings(service, &config.services[service], &cli.flag_settings())
+                .map_err(Failure::usage)?;
+        settings.insert(service, (skip, resolved));
     }
     reporter.order(project, &order);
 
@@ -109,21 +109,25 @@ pub async fn run(
         if cli.dry_run {
             rollout.show_dry_run(&plan, reporter);
         }
-        rollout.warn_unsupported(reporter);
         decided.push(Decided {
             rollout,
             state,
             _lock: lock,
         });
     }
+    let orphans = Orphans::find(docker, &config, cli.remove_orphans).await?;
     if cli.dry_run {
-        return Ok(Exit::Done);
+        return Ok(orphans
+            .settle(Exit::Done, false, true, docker, reporter)
+            .await);
     }
-    roll_in_order(decided, reporter, interrupts).await
+    roll_in_order(decided, orphans, docker, reporter, interrupts).await
 }
 
 async fn roll_in_order(
     decided: Vec<Decided<'_>>,
+    orphans: Orphans,
+    docker: &Docker,
     reporter: &Reporter,
     interrupts: &mut Interrupts,
 ) -> Result<Exit, Failure> {
@@ -171,6 +175,10 @@ async fn roll_in_order(
         }
         reporter.tag_events_with(None);
     }
+    let interrupted = interrupts.received().is_some();
+    let exit = orphans
+        .settle(exit, interrupted, false, docker, reporter)
+        .await;
     reporter.stack_finish(exit, &outcome);
     Ok(exit)
 }

@@ -18,6 +18,8 @@ pub const OLD: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a
 pub const OLD2: &str = "a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2";
 pub const NEW: &str = "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1";
 pub const NEW2: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
+/// A container of a service the compose file no longer has.
+pub const ORPHAN: &str = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
 
 pub fn short(id: &str) -> &str {
     &id[..12]
@@ -130,6 +132,10 @@ pub struct Scenario {
     created: Vec<Member>,
     events: Vec<Value>,
     drains: bool,
+    /// Containers of the project whose service the file no longer has: (id, service).
+    orphans: Vec<(String, String)>,
+    /// Services only under a profile that is not enabled: Compose's config leaves them out.
+    profiled: Vec<String>,
     /// Compose's project flags as the tool writes them after `compose`.
     project_flags: String,
 }
@@ -160,6 +166,8 @@ impl Scenario {
             created: Vec::new(),
             events: Vec::new(),
             drains: false,
+            orphans: Vec::new(),
+            profiled: Vec::new(),
             project_flags: String::new(),
         }
     }
@@ -221,6 +229,18 @@ impl Scenario {
         self.events.push(json!({
             "wait_for": format!("seen:{id}"), "after_ms": 30, "text": event(id, action, attributes),
         }));
+        self
+    }
+
+    /// A running container of the project whose service `service` is not in the config.
+    pub fn orphan(mut self, id: &str, service: &str) -> Self {
+        self.orphans.push((id.into(), service.into()));
+        self
+    }
+
+    /// A service of the file under a profile that is not enabled.
+    pub fn profiled_service(mut self, service: &str) -> Self {
+        self.profiled.push(service.into());
         self
     }
 
@@ -292,7 +312,35 @@ impl Scenario {
         if let Compose::Standalone(version) = self.compose {
             rules.push(on("docker-compose version --short").stdout(&format!("{version}\n")));
         }
+        // The project's containers by service, as `docker ps --format` lists them for orphans.
+        let listed: String = self
+            .old
+            .iter()
+            .chain(&self.adopted)
+            .map(|m| (m.id.as_str(), "web", m.number))
+            .chain(
+                self.orphans
+                    .iter()
+                    .map(|(id, service)| (id.as_str(), service.as_str(), 1)),
+            )
+            .map(|(id, service, number)| format!("{id}\t{service}\tshop-{service}-{number}\n"))
+            .collect();
+        let services = self.config["services"]
+            .as_object()
+            .map(|services| services.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        let every_service: String = services
+            .iter()
+            .chain(&self.profiled)
+            .map(|name| format!("{name}\n"))
+            .collect();
         rules.extend([
+            on(
+                "ps --all --no-trunc --filter label=com.docker.compose.project=shop \
+                --filter label=com.docker.compose.oneoff=False --format",
+            )
+            .stdout(&listed),
+            on(&format!("{c} --profile * config --services")).stdout(&every_service),
             on(&format!("{c} config --format json")).stdout(&self.config.to_string()),
             on(&format!("{c} config --hash web")).stdout(&format!("web {NEW_HASH}\n")),
             on(&format!("{c} up")).set(&["up"]).sleep_ms(20),

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::scenario::{NEW_HASH, OLD_HASH, Rule, Run, Scenario, container, on};
+use super::scenario::{NEW_HASH, OLD_HASH, ORPHAN, Rule, Run, Scenario, container, on};
 
 /// One service of the stack world.
 struct Service {
@@ -246,4 +246,45 @@ fn a_signal_lets_the_current_service_finish_and_starts_no_other() {
         .assert_stderr("finished: api; rolled back: none; not started: web");
     assert_eq!(ups(&run), ["api"], "{run}");
     run.assert_untouched(&[&id('a', "web")]);
+}
+
+fn with_an_orphan(args: &[&str]) -> Run {
+    world(&three()).orphan(ORPHAN, "legacy").run(args)
+}
+
+#[test]
+fn remove_orphans_removes_them_after_every_service_rolled_before_the_end() {
+    let run = with_an_orphan(&["--remove-orphans", "--json"]);
+    run.assert_exit(0)
+        .assert_stderr("service 'legacy' is no longer in the compose file");
+    let mutating = run.mutating();
+    assert_eq!(
+        mutating[mutating.len() - 2..],
+        [format!("stop -- {ORPHAN}"), format!("rm -- {ORPHAN}")],
+        "after both rollouts\n{run}"
+    );
+    assert_eq!(ups(&run), ["api", "web"], "{run}");
+    let last: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "stack_finish", "{run}");
+    assert_eq!(last["exit_code"], 0);
+}
+
+#[test]
+fn orphans_are_only_mentioned_without_the_flag_or_in_a_dry_run() {
+    let cases = [
+        (
+            &["--dry-run", "--remove-orphans"][..],
+            "would be stopped and removed after the rollouts",
+        ),
+        (&[][..], "left alone; --remove-orphans removes it"),
+    ];
+    for (args, fate) in cases {
+        let run = with_an_orphan(args);
+        run.assert_exit(0)
+            .assert_stderr(&format!("shop-legacy-1 (c1c1c1c1c1c1) {fate}"))
+            .assert_untouched(&[ORPHAN]);
+        if args.contains(&"--dry-run") {
+            assert!(run.mutating().is_empty(), "{run}");
+        }
+    }
 }

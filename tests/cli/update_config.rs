@@ -1,0 +1,94 @@
+//! `deploy.update_config` as a settings layer: under the flags and `x-reroll:`, over the
+//! defaults; a bad value refused before anything changes.
+
+use super::scenario::Scenario;
+use serde_json::{Value, json};
+
+fn with_update_config(update_config: Value) -> Scenario {
+    Scenario::new().web_config("deploy", json!({ "update_config": update_config }))
+}
+
+#[test]
+fn a_bogus_failure_action_is_refused_before_anything_changes() {
+    for args in [&["web"][..], &[][..]] {
+        let run = with_update_config(json!({ "failure_action": "retry" })).run(args);
+        run.assert_refused(
+            "service 'web': deploy.update_config.failure_action 'retry' is not rollback, pause or continue",
+            "fix the compose file, or override it with --failure-action",
+        );
+    }
+}
+
+#[test]
+fn a_flag_overrides_update_config_and_the_dry_run_says_where_each_came_from() {
+    let world = with_update_config(json!({
+        "parallelism": 1, "delay": "1m30s", "monitor": "1.5s", "order": "start-first",
+        "failure_action": "pause", "max_failure_ratio": 0.3,
+    }));
+    let run = world.run(&[
+        "--dry-run",
+        "--parallelism",
+        "2",
+        "--failure-action",
+        "continue",
+        "--json",
+        "web",
+    ]);
+    run.assert_exit(0)
+        .assert_stderr("parallelism = 2 (flag)")
+        .assert_stderr("failure-action = continue (flag)")
+        .assert_stderr("delay = 1m30s (deploy.update_config)")
+        .assert_stderr("wait-after-healthy = 1.50s (deploy.update_config)")
+        .assert_stderr("order = start-first (deploy.update_config)")
+        .assert_stderr("max-failure-ratio = 0.3 (deploy.update_config)")
+        .assert_stderr("undo-pre-stop-cmd = none (default)");
+    assert!(run.mutating().is_empty(), "{run}");
+    assert!(
+        !run.stderr.contains("not supported"),
+        "update_config is honoured, not warned about\n{run}"
+    );
+    let settings: Value = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|event| event["event"] == "settings")
+        .unwrap_or_else(|| panic!("a settings event\n{run}"));
+    let delay = settings["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "delay")
+        .unwrap();
+    assert_eq!(delay["source"], "deploy.update_config", "{run}");
+}
+
+#[test]
+fn a_bad_batch_flag_is_refused_before_calling_docker() {
+    let cases = [
+        (&["--order", "sideways", "web"][..], "'sideways'"),
+        (
+            &["--max-failure-ratio", "2", "web"][..],
+            "give a number from 0 to 1",
+        ),
+        (&["--parallelism", "all", "web"][..], "'all'"),
+    ];
+    for (args, problem) in cases {
+        let run = Scenario::new().run(args);
+        run.assert_refused(problem, "see docker-reroll --help");
+        assert!(run.calls.is_empty(), "{run}");
+    }
+}
+
+#[test]
+fn an_undo_command_without_a_pre_stop_command_is_refused() {
+    Scenario::new()
+        .run(&[
+            "--undo-pre-stop-cmd",
+            "docker exec {id} rm -f /.dead",
+            "web",
+        ])
+        .assert_refused(
+            "an undo-pre-stop command needs a pre-stop command to undo",
+            "give --pre-stop-cmd",
+        );
+}

@@ -86,8 +86,12 @@ pub fn plan(snapshot: &Snapshot) -> Result<Plan, String> {
     }
     // Containers that do not serve go first: retiring them costs no capacity.
     retire.sort_by_key(|c| (c.health == Health::Healthy, c.number));
-    let to_create = target - adopted.len() as u32;
-    let batches = batches(&retire, to_create, snapshot.batching.parallelism);
+    let batches = batches(
+        &retire,
+        target,
+        adopted.len() as u32,
+        snapshot.batching.parallelism,
+    );
     let order = snapshot.batching.order;
     let peak = peak((retire.len() + adopted.len()) as u32, &batches, order);
 
@@ -104,23 +108,28 @@ pub fn plan(snapshot: &Snapshot) -> Result<Plan, String> {
     })
 }
 
-/// Splits the work into batches of `parallelism` (0: one batch). A first deploy has nothing to
+/// Splits the work into batches of `parallelism` (0: one batch). New containers an interrupted
+/// run left (`adopted`) stand in for the first batches' creations. A first deploy has nothing to
 /// protect and is never split.
-fn batches(retire: &[Container], create: u32, parallelism: u32) -> Vec<Batch> {
+fn batches(retire: &[Container], target: u32, adopted: u32, parallelism: u32) -> Vec<Batch> {
     let ids: Vec<String> = retire.iter().map(|c| c.id.clone()).collect();
     let size = parallelism as usize;
-    let work = ids.len().max(create as usize);
+    let work = ids.len().max(target as usize);
     if size == 0 || size >= work || ids.is_empty() {
         return vec![Batch {
-            create,
+            create: target - adopted,
             retire: ids,
         }];
     }
+    let mut adopted = adopted;
     (0..work.div_ceil(size))
         .map(|index| {
             let from = index * size;
+            let wanted = (target as usize).saturating_sub(from).min(size) as u32;
+            let stand_ins = adopted.min(wanted);
+            adopted -= stand_ins;
             Batch {
-                create: (create as usize).saturating_sub(from).min(size) as u32,
+                create: wanted - stand_ins,
                 retire: ids[from.min(ids.len())..(from + size).min(ids.len())].to_vec(),
             }
         })
@@ -456,6 +465,19 @@ mod tests {
                 5,
             ),
             (&old3, Some(1), 1, Order::StartFirst, "1:a1 0:a2 0:a3", 4),
+            // New containers of an interrupted run stand in for the first creations.
+            (
+                &[
+                    "a1:running:healthy:old",
+                    "a2:running:healthy:old",
+                    "b3:running:healthy:new",
+                ],
+                Some(3),
+                1,
+                Order::StartFirst,
+                "0:a1 1:a2 1:",
+                3,
+            ),
             // A first deploy has nothing to protect: one batch.
             (&[], Some(3), 1, Order::StartFirst, "3:", 3),
             // What does not serve goes first.

@@ -88,8 +88,7 @@ pub fn plan(snapshot: &Snapshot) -> Result<Plan, String> {
     retire.sort_by_key(|c| (c.health == Health::Healthy, c.number));
     let batches = batches(
         &retire,
-        target,
-        adopted.len() as u32,
+        target - adopted.len() as u32,
         snapshot.batching.parallelism,
     );
     let order = snapshot.batching.order;
@@ -108,30 +107,34 @@ pub fn plan(snapshot: &Snapshot) -> Result<Plan, String> {
     })
 }
 
-/// Splits the work into batches of `parallelism` (0: one batch). New containers an interrupted
-/// run left (`adopted`) stand in for the first batches' creations. A first deploy has nothing to
-/// protect and is never split.
-fn batches(retire: &[Container], target: u32, adopted: u32, parallelism: u32) -> Vec<Batch> {
+/// Splits the work into batches of `parallelism` (0: one batch). Each old container is paired
+/// with a new one; old ones beyond the new ones to create (more were running than wanted, e.g.
+/// an interrupted run's new containers) retire first, new ones beyond the old (scaling up) start
+/// last. A first deploy has nothing to protect and is never split.
+fn batches(retire: &[Container], create: u32, parallelism: u32) -> Vec<Batch> {
     let ids: Vec<String> = retire.iter().map(|c| c.id.clone()).collect();
-    let size = parallelism as usize;
-    let work = ids.len().max(target as usize);
-    if size == 0 || size >= work || ids.is_empty() {
+    let (size, create) = (parallelism as usize, create as usize);
+    if size == 0 || ids.is_empty() || size >= ids.len().max(create) {
         return vec![Batch {
-            create: target - adopted,
+            create: create as u32,
             retire: ids,
         }];
     }
-    let mut adopted = adopted;
-    (0..work.div_ceil(size))
-        .map(|index| {
-            let from = index * size;
-            let wanted = (target as usize).saturating_sub(from).min(size) as u32;
-            let stand_ins = adopted.min(wanted);
-            adopted -= stand_ins;
-            Batch {
-                create: wanted - stand_ins,
-                retire: ids[from.min(ids.len())..(from + size).min(ids.len())].to_vec(),
-            }
+    let surplus = ids.len().saturating_sub(create);
+    let units: Vec<(u32, Option<&String>)> = ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| (u32::from(index >= surplus), Some(id)))
+        .chain(std::iter::repeat_n(
+            (1, None),
+            create.saturating_sub(ids.len()),
+        ))
+        .collect();
+    units
+        .chunks(size)
+        .map(|chunk| Batch {
+            create: chunk.iter().map(|(create, _)| create).sum(),
+            retire: chunk.iter().filter_map(|(_, id)| id.cloned()).collect(),
         })
         .collect()
 }
@@ -464,8 +467,8 @@ mod tests {
                 "1:a1 1:a2 1:a3 1: 1:",
                 5,
             ),
-            (&old3, Some(1), 1, Order::StartFirst, "1:a1 0:a2 0:a3", 4),
-            // New containers of an interrupted run stand in for the first creations.
+            (&old3, Some(1), 1, Order::StartFirst, "0:a1 0:a2 1:a3", 3),
+            // A paused run left 1 new and 2 old of 3: each old one still gets its replacement.
             (
                 &[
                     "a1:running:healthy:old",
@@ -475,8 +478,22 @@ mod tests {
                 Some(3),
                 1,
                 Order::StartFirst,
-                "0:a1 1:a2 1:",
-                3,
+                "1:a1 1:a2",
+                4,
+            ),
+            // Killed mid-batch, 2 old and 2 new of 3 run: the surplus old one retires first.
+            (
+                &[
+                    "a1:running:healthy:old",
+                    "a2:running:healthy:old",
+                    "b3:running:healthy:new",
+                    "b4:running:healthy:new",
+                ],
+                Some(3),
+                1,
+                Order::StartFirst,
+                "0:a1 1:a2",
+                4,
             ),
             // A first deploy has nothing to protect: one batch.
             (&[], Some(3), 1, Order::StartFirst, "3:", 3),

@@ -1145,8 +1145,8 @@ impl Machine {
                 "{}; rolling back could not bring the old containers back: {why}{hint}. \
                  Still serving: {}; stopped: {}; fix the cause, then run docker reroll again",
                 self.failure.clone().unwrap_or_default(),
-                list(&serving),
-                list(&self.kept)
+                list_or_none(&serving),
+                list_or_none(&self.kept)
             ),
         })
     }
@@ -1323,6 +1323,14 @@ fn interruption(signal: Signal) -> String {
     match signal {
         Signal::Interrupt => "interrupted (SIGINT)".into(),
         Signal::Terminate => "terminated (SIGTERM)".into(),
+    }
+}
+
+fn list_or_none(ids: &[String]) -> String {
+    if ids.is_empty() {
+        "none".to_owned()
+    } else {
+        list(ids)
     }
 }
 

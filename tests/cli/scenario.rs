@@ -396,6 +396,7 @@ impl Scenario {
             on("events").lines(self.events.clone()).stream(),
             on("logs").stdout("listening on :80\n"),
             on("stop"),
+            on("start"),
             on("rm --").set(&["retired"]),
             on("rm --force").set(&["rolled-back"]),
         ]);

@@ -1,7 +1,7 @@
 //! `deploy.update_config` as a settings layer: under the flags and `x-reroll:`, over the
 //! defaults; a bad value refused before anything changes.
 
-use super::scenario::Scenario;
+use super::scenario::{NEW, OLD, Scenario, on};
 use serde_json::{Value, json};
 
 fn with_update_config(update_config: Value) -> Scenario {
@@ -91,4 +91,57 @@ fn an_undo_command_without_a_pre_stop_command_is_refused() {
             "an undo-pre-stop command needs a pre-stop command to undo",
             "give --pre-stop-cmd",
         );
+}
+
+/// A service with a fixed host port and `order: stop-first`.
+fn stop_first_on_a_fixed_port() -> Scenario {
+    Scenario::new()
+        .web_config("ports", json!([{ "target": 80, "published": "8080" }]))
+        .web_config(
+            "deploy",
+            json!({ "update_config": { "order": "stop-first" } }),
+        )
+        // Removing the kept old container is what retires it in this world.
+        .rule(on(&format!("rm --force -- {OLD}")).set(&["retired"]))
+}
+
+#[test]
+fn stop_first_stops_the_old_container_before_creating_and_starting_the_new_one_by_id() {
+    let run = stop_first_on_a_fixed_port().run(&["web"]);
+    run.assert_exit(0).assert_stderr("gap");
+    assert_eq!(
+        run.mutating(),
+        [
+            // Stopped, not removed: it comes back if the new one fails.
+            format!("stop -- {OLD}"),
+            // Compose would start the stopped old container again: create only, start by id.
+            "compose up --no-start --no-deps --no-recreate --scale web=2 -- web".to_owned(),
+            format!("start -- {NEW}"),
+            format!("rm --force -- {OLD}"),
+        ],
+        "{run}"
+    );
+}
+
+#[test]
+fn stop_first_starts_the_old_container_again_when_the_new_one_fails() {
+    let run = stop_first_on_a_fixed_port()
+        .looks(NEW, &[("exited", None)])
+        .looks(OLD, &[("running", Some("healthy"))])
+        .run(&["web"]);
+    run.assert_exit(1)
+        .assert_stderr("rolled back: the 1 old container(s) still serve (1 of them restarted)");
+    assert_eq!(
+        run.mutating(),
+        [
+            format!("stop -- {OLD}"),
+            "compose up --no-start --no-deps --no-recreate --scale web=2 -- web".to_owned(),
+            format!("start -- {NEW}"),
+            // The new container goes first: it holds the host port.
+            format!("stop -- {NEW}"),
+            format!("rm --force -- {NEW}"),
+            format!("start -- {OLD}"),
+        ],
+        "{run}"
+    );
 }

@@ -145,3 +145,32 @@ fn stop_first_starts_the_old_container_again_when_the_new_one_fails() {
         "{run}"
     );
 }
+
+#[test]
+fn the_undo_command_runs_on_the_old_container_a_rollback_starts_again() {
+    let fake = super::scenario::FAKE;
+    let run = stop_first_on_a_fixed_port()
+        .looks(NEW, &[("exited", None)])
+        .run(&[
+            "--pre-stop-cmd",
+            &format!("{fake} exec {{id}} touch /.dead"),
+            "--undo-pre-stop-cmd",
+            &format!("{fake} exec {{id}} rm -f /.dead"),
+            "web",
+        ]);
+    run.assert_exit(1);
+    assert_eq!(
+        run.mutating(),
+        [
+            format!("exec {OLD} touch /.dead"),
+            format!("stop -- {OLD}"),
+            "compose up --no-start --no-deps --no-recreate --scale web=2 -- web".to_owned(),
+            format!("start -- {NEW}"),
+            format!("stop -- {NEW}"),
+            format!("rm --force -- {NEW}"),
+            format!("start -- {OLD}"),
+            format!("exec {OLD} rm -f /.dead"),
+        ],
+        "{run}"
+    );
+}

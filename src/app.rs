@@ -81,10 +81,15 @@ async fn roll_named(
         }
         .map_err(unreachable_or("listing the service's containers"))
     };
-    let (containers, orphans) = tokio::join!(
-        containers,
-        Orphans::find(docker, &config, cli.remove_orphans)
-    );
+    // One service named: orphans are only looked for when asked to remove them (a stack run
+    // mentions them), which saves a project-wide listing at startup.
+    let orphans = async {
+        match cli.remove_orphans {
+            true => Orphans::find(docker, &config, true).await,
+            false => Ok(Orphans::unknown()),
+        }
+    };
+    let (containers, orphans) = tokio::join!(containers, orphans);
     let (containers, orphans) = (containers?, orphans?);
     let rollout = ServiceRollout {
         docker,

@@ -45,6 +45,14 @@ pub struct Orphans {
 }
 
 impl Orphans {
+    /// Not looked for: nothing to say about them, nothing to do.
+    pub fn unknown() -> Orphans {
+        Orphans {
+            containers: Vec::new(),
+            asked_to_remove: false,
+        }
+    }
+
     /// The project's containers whose service the compose file does not have. A service that is
     /// only under an inactive profile is still in the file: its containers are not orphans (as in
     /// Compose).

@@ -125,7 +125,9 @@ impl<'a> Driver<'a> {
                 }
                 Action::Watch { ids, until } => self.watch(ids, until).await,
                 Action::PreStop(ids) => {
-                    let failures = self.run_hook(self.pre_stop.as_ref(), &ids).await;
+                    let failures = self
+                        .run_hook("pre-stop", self.pre_stop.as_ref(), &ids)
+                        .await;
                     Input::PreStopFinished(failures)
                 }
                 Action::Retire { ids, keep } => self.retire(&ids, keep).await,
@@ -404,7 +406,12 @@ impl<'a> Driver<'a> {
 
     /// Runs a templated command (the pre-stop, or its undo) once per container, in parallel;
     /// answers the ones that failed, with why.
-    async fn run_hook(&self, template: Option<&Template>, ids: &[String]) -> Vec<(String, String)> {
+    async fn run_hook(
+        &self,
+        name: &str,
+        template: Option<&Template>,
+        ids: &[String],
+    ) -> Vec<(String, String)> {
         let Some(template) = template else {
             return Vec::new();
         };
@@ -436,7 +443,8 @@ impl<'a> Driver<'a> {
                 continue;
             };
             let shown = shell_words::join(&argv);
-            tracing::debug!(target: "docker", "hook: {shown}");
+            // bench/probe.rs counts the `pre-stop: ` lines.
+            tracing::debug!(target: "docker", "{name}: {shown}");
             match result {
                 Err(_) => failures.push((
                     id,
@@ -484,7 +492,8 @@ impl<'a> Driver<'a> {
         if let Err(error) = self.docker.run(self.docker.docker(start)).await {
             return Input::Failed(brief(&error));
         }
-        for (id, why) in self.run_hook(self.undo_pre_stop.as_ref(), ids).await {
+        let undo = self.undo_pre_stop.as_ref();
+        for (id, why) in self.run_hook("undo-pre-stop", undo, ids).await {
             self.reporter.warning(&format!(
                 "undoing the pre-stop on {} failed: {why}",
                 short_id(&id)

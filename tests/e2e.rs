@@ -726,6 +726,54 @@ async fn a_failing_second_batch_rolls_back_the_first() {
     assert_only_old(&rolled.before, &rolled.scenario.app_containers().await);
 }
 
+/// `failure_action: pause` after a good batch and a failing one: the failed batch is undone, the
+/// good one stays (one new and two old containers serve, nothing else is left), and the next run of
+/// a good release finishes the rollout. Zero failed requests throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_rollout_serves_old_and_new_and_the_next_run_finishes_it() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let paused = roll_release(
+        "batchpause",
+        3,
+        ONLY_THE_FIRST_NEW_CONTAINER_SERVES,
+        &["--failure-action", "pause"],
+    )
+    .await;
+    assert_exit(&paused.finished, 1, "a paused rollout");
+    assert!(
+        paused.finished.stderr.contains("paused after batch 2 of 3"),
+        "{}",
+        paused.finished.transcript()
+    );
+    assert_no_failures(&paused.scenario, &paused.tally, "a paused rollout").await;
+    let after = paused.scenario.app_containers().await;
+    let serving = |version: &str| {
+        after
+            .iter()
+            .filter(|c| c.is_running_healthy() && c.version.as_deref() == Some(version))
+            .count()
+    };
+    assert_eq!(
+        (serving("a"), serving("b"), after.len()),
+        (2, 1, 3),
+        "two old and one new container should serve, and nothing else be left: {after:#?}"
+    );
+
+    paused.scenario.write_override(ONE_AT_A_TIME);
+    let args = documented_args(&paused.scenario);
+    let (finished, tally, census) = roll_counted(&paused.scenario, &args).await;
+    report(&format!(
+        "batchpause, second run: tool {:.1}s; {census}; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, "the run after a paused one");
+    census.assert_at_most_running(4, "the run after a paused one");
+    assert_no_failures(&paused.scenario, &tally, "the run after a paused one").await;
+    assert_exactly(&paused.scenario.app_containers().await, 3, "b");
+}
+
 /// A stack rollout after `deploy.replicas` went from 2 to 3 in the file, in batches of one: three
 /// new containers, never more than one beyond them, without a failed request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

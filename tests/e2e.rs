@@ -21,7 +21,7 @@ use harness::preflight::{begin, repo_root};
 use harness::readme::documented_command;
 use harness::releases::{
     EXITS_AT_START, NEVER_HEALTHY, ONE_AT_A_TIME, ONLY_THE_FIRST_NEW_CONTAINER_SERVES, SLOW_START,
-    THREE_REPLICAS_ONE_AT_A_TIME, fixed_host_port,
+    SLOW_START_ONE_AT_A_TIME, THREE_REPLICAS_ONE_AT_A_TIME, fixed_host_port,
 };
 use harness::report;
 use harness::scenario::{APP, Scenario, free_port};
@@ -189,15 +189,12 @@ async fn interrupt_during_health_wait_rolls_back() {
     assert_only_old(&before, &scenario.app_containers().await);
 }
 
-/// Scenario 5: after the tool is killed (-9) while waiting for health, running it again finishes
-/// the rollout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_run_recovers_from_a_killed_one() {
-    let Some(_machine) = begin().await else {
-        return;
-    };
-    let scenario = Scenario::start("haproxy", "kill9", 2).await;
-    scenario.write_override(SLOW_START);
+/// Rolls `release` on `replicas` under load, kills the tool (-9) once the service has `kill_at`
+/// containers, runs it again and checks that the second run finishes: exit 0, the replicas all
+/// new, 0 failed requests.
+async fn killed_then_rerun(name: &str, replicas: usize, release: &str, kill_at: usize) {
+    let scenario = Scenario::start("haproxy", name, replicas).await;
+    scenario.write_override(release);
     let args = documented_args(&scenario);
     let load = Load::start(scenario.addr(), LOAD_LIMIT);
     tokio::time::sleep(SETTLE).await;
@@ -205,7 +202,7 @@ async fn a_second_run_recovers_from_a_killed_one() {
     let mut env = scenario.env();
     env.extend(VERSION_B);
     let running = tool::spawn(scenario.dir(), &strs(&args), &env);
-    containers::wait_for_count(&scenario.project, APP, 4, Duration::from_secs(60)).await;
+    containers::wait_for_count(&scenario.project, APP, kill_at, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     running.kill_hard();
     let killed_group = running.pid;
@@ -217,7 +214,7 @@ async fn a_second_run_recovers_from_a_killed_one() {
     let tally = load.stop().await;
 
     report(&format!(
-        "kill9: second run {:.1}s; load: {tally}",
+        "{name}: second run {:.1}s; load: {tally}",
         second.elapsed.as_secs_f64()
     ));
     assert_eq!(
@@ -226,7 +223,27 @@ async fn a_second_run_recovers_from_a_killed_one() {
     );
     assert_exit(&second, 0, "second run after kill -9");
     assert_no_failures(&scenario, &tally, "kill -9 and rerun").await;
-    assert_exactly(&scenario.app_containers().await, 2, "b");
+    assert_exactly(&scenario.app_containers().await, replicas, "b");
+}
+
+/// Scenario 5: after the tool is killed (-9) while waiting for health, running it again finishes
+/// the rollout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_recovers_from_a_killed_one() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    killed_then_rerun("kill9", 2, SLOW_START, 4).await;
+}
+
+/// … and in batches of one: killed in the second batch (one old container kept stopped, one new
+/// serving, one starting), the next run removes the stopped one and finishes from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_recovers_from_one_killed_between_batches() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    killed_then_rerun("kill9batch", 3, SLOW_START_ONE_AT_A_TIME, 5).await;
 }
 
 /// Scenario 6: a second run while one is running is refused (exit 2); the first one finishes.

@@ -12,6 +12,18 @@ services:
       start_period: 60s
 "#;
 
+/// [`SLOW_START`] in batches of one.
+pub const SLOW_START_ONE_AT_A_TIME: &str = r#"
+services:
+  app:
+    entrypoint: ["sh", "-c", "sleep 6 && exec \"$$@\"", "--"]
+    healthcheck:
+      start_period: 60s
+    deploy:
+      update_config:
+        parallelism: 1
+"#;
+
 /// A release that runs but never serves, so its health check never passes and, within its start
 /// period, never fails either: Docker keeps it `starting` until the tool's health timeout, and the
 /// proxy never routes to it. (Not a drain marker made at start: the example's command removes it.)

@@ -21,7 +21,7 @@ use harness::preflight::{begin, repo_root};
 use harness::readme::documented_command;
 use harness::releases::{
     EXITS_AT_START, NEVER_HEALTHY, ONE_AT_A_TIME, ONLY_THE_FIRST_NEW_CONTAINER_SERVES, SLOW_START,
-    SLOW_START_ONE_AT_A_TIME, THREE_REPLICAS_ONE_AT_A_TIME, fixed_host_port,
+    THREE_REPLICAS_ONE_AT_A_TIME, fixed_host_port, slow_start_one_at_a_time,
 };
 use harness::report;
 use harness::scenario::{APP, Scenario, free_port};
@@ -243,7 +243,7 @@ async fn a_second_run_recovers_from_one_killed_between_batches() {
     let Some(_machine) = begin().await else {
         return;
     };
-    killed_then_rerun("kill9batch", 3, SLOW_START_ONE_AT_A_TIME, 5).await;
+    killed_then_rerun("kill9batch", 3, &slow_start_one_at_a_time(), 5).await;
 }
 
 /// Scenario 6: a second run while one is running is refused (exit 2); the first one finishes.

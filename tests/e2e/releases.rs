@@ -13,16 +13,9 @@ services:
 "#;
 
 /// [`SLOW_START`] in batches of one.
-pub const SLOW_START_ONE_AT_A_TIME: &str = r#"
-services:
-  app:
-    entrypoint: ["sh", "-c", "sleep 6 && exec \"$$@\"", "--"]
-    healthcheck:
-      start_period: 60s
-    deploy:
-      update_config:
-        parallelism: 1
-"#;
+pub fn slow_start_one_at_a_time() -> String {
+    format!("{SLOW_START}    deploy:\n      update_config:\n        parallelism: 1\n")
+}
 
 /// A release that runs but never serves, so its health check never passes and, within its start
 /// period, never fails either: Docker keeps it `starting` until the tool's health timeout, and the

@@ -255,8 +255,8 @@ impl<'a> Driver<'a> {
             let mut start = vec!["start".to_owned(), "--".to_owned()];
             start.extend(created.iter().cloned());
             if let Err(error) = self.docker.run(self.docker.docker(start)).await {
-                // Reported as created, so that the rollback removes them.
-                self.reporter.warning(&format!(
+                // The rollback removes every container it does not know, these included.
+                return Input::Failed(format!(
                     "starting the new containers failed: {}",
                     brief(&error)
                 ));

@@ -174,3 +174,28 @@ fn the_undo_command_runs_on_the_old_container_a_rollback_starts_again() {
         "{run}"
     );
 }
+
+#[test]
+fn new_containers_that_cannot_start_are_removed_and_the_old_one_comes_back() {
+    let run = stop_first_on_a_fixed_port()
+        .rule(
+            on(&format!("start -- {NEW}"))
+                .fails("Error response from daemon: port is already allocated"),
+        )
+        .run(&["web"]);
+    run.assert_exit(1).assert_stderr(
+        "starting the new containers failed: Error response from daemon: port is already allocated",
+    );
+    assert_eq!(
+        run.mutating(),
+        [
+            format!("stop -- {OLD}"),
+            "compose up --no-start --no-deps --no-recreate --scale web=2 -- web".to_owned(),
+            format!("start -- {NEW}"),
+            format!("stop -- {NEW}"),
+            format!("rm --force -- {NEW}"),
+            format!("start -- {OLD}"),
+        ],
+        "{run}"
+    );
+}

@@ -123,6 +123,19 @@ fn stop_first_stops_the_old_container_before_creating_and_starting_the_new_one_b
     );
 }
 
+/// Stop-first, then the rollback: the new container goes first (it holds the host port), then
+/// the old one starts again.
+fn stop_first_rolled_back() -> Vec<String> {
+    vec![
+        format!("stop -- {OLD}"),
+        "compose up --no-start --no-deps --no-recreate --scale web=2 -- web".to_owned(),
+        format!("start -- {NEW}"),
+        format!("stop -- {NEW}"),
+        format!("rm --force -- {NEW}"),
+        format!("start -- {OLD}"),
+    ]
+}
+
 #[test]
 fn stop_first_starts_the_old_container_again_when_the_new_one_fails() {
     let run = stop_first_on_a_fixed_port()
@@ -131,19 +144,7 @@ fn stop_first_starts_the_old_container_again_when_the_new_one_fails() {
         .run(&["web"]);
     run.assert_exit(1)
         .assert_stderr("rolled back: the 1 old container(s) still serve (1 of them restarted)");
-    assert_eq!(
-        run.mutating(),
-        [
-            format!("stop -- {OLD}"),
-            "compose up --no-start --no-deps --no-recreate --scale web=2 -- web".to_owned(),
-            format!("start -- {NEW}"),
-            // The new container goes first: it holds the host port.
-            format!("stop -- {NEW}"),
-            format!("rm --force -- {NEW}"),
-            format!("start -- {OLD}"),
-        ],
-        "{run}"
-    );
+    assert_eq!(run.mutating(), stop_first_rolled_back(), "{run}");
 }
 
 #[test]
@@ -159,20 +160,10 @@ fn the_undo_command_runs_on_the_old_container_a_rollback_starts_again() {
             "web",
         ]);
     run.assert_exit(1);
-    assert_eq!(
-        run.mutating(),
-        [
-            format!("exec {OLD} touch /.dead"),
-            format!("stop -- {OLD}"),
-            "compose up --no-start --no-deps --no-recreate --scale web=2 -- web".to_owned(),
-            format!("start -- {NEW}"),
-            format!("stop -- {NEW}"),
-            format!("rm --force -- {NEW}"),
-            format!("start -- {OLD}"),
-            format!("exec {OLD} rm -f /.dead"),
-        ],
-        "{run}"
-    );
+    let mut expected = vec![format!("exec {OLD} touch /.dead")];
+    expected.extend(stop_first_rolled_back());
+    expected.push(format!("exec {OLD} rm -f /.dead"));
+    assert_eq!(run.mutating(), expected, "{run}");
 }
 
 #[test]
@@ -186,16 +177,5 @@ fn new_containers_that_cannot_start_are_removed_and_the_old_one_comes_back() {
     run.assert_exit(1).assert_stderr(
         "starting the new containers failed: Error response from daemon: port is already allocated",
     );
-    assert_eq!(
-        run.mutating(),
-        [
-            format!("stop -- {OLD}"),
-            "compose up --no-start --no-deps --no-recreate --scale web=2 -- web".to_owned(),
-            format!("start -- {NEW}"),
-            format!("stop -- {NEW}"),
-            format!("rm --force -- {NEW}"),
-            format!("start -- {OLD}"),
-        ],
-        "{run}"
-    );
+    assert_eq!(run.mutating(), stop_first_rolled_back(), "{run}");
 }

@@ -84,9 +84,10 @@ async fn roll_named(
     // One service named: orphans are only looked for when asked to remove them (a stack run
     // mentions them), which saves a project-wide listing at startup.
     let orphans = async {
-        match cli.remove_orphans {
-            true => Orphans::find(docker, &config, true).await,
-            false => Ok(Orphans::unknown()),
+        if cli.remove_orphans {
+            Orphans::find(docker, &config, true).await
+        } else {
+            Ok(Orphans::unknown())
         }
     };
     let (containers, orphans) = tokio::join!(containers, orphans);

@@ -196,8 +196,6 @@ pub struct Machine {
     batch_new: Vec<String>,
     /// Old containers retired but kept stopped, so that a rollback can start them again.
     kept: Vec<String>,
-    /// Of `kept`, those the current batch stopped.
-    kept_in_batch: Vec<String>,
     /// Old containers retired and removed.
     removed: Vec<String>,
     /// Old containers left serving because their batch failed and the failure was tolerated.
@@ -233,7 +231,6 @@ impl Machine {
             phase: Phase::Cleanup,
             batch: 0,
             kept: Vec::new(),
-            kept_in_batch: Vec::new(),
             removed: Vec::new(),
             spared: Vec::new(),
             failed: 0,
@@ -396,8 +393,7 @@ impl Machine {
                     unreachable!("retiring")
                 };
                 if keep {
-                    self.kept.extend(ids.iter().cloned());
-                    self.kept_in_batch.extend(ids);
+                    self.kept.extend(ids);
                 } else {
                     self.removed.extend(ids);
                 }
@@ -682,7 +678,6 @@ impl Machine {
         }
         self.batch += 1;
         self.batch_new.clear();
-        self.kept_in_batch.clear();
         self.start_batch(now)
     }
 
@@ -745,7 +740,8 @@ impl Machine {
             });
         }
         let retired = self.plan.retire.len() - self.spared.len();
-        if self.spared.is_empty() {
+        let short = (self.plan.target as usize).saturating_sub(new.len() + self.spared.len());
+        if self.spared.is_empty() && short == 0 {
             return Action::Finish(Outcome {
                 exit: Exit::Done,
                 message: format!(
@@ -755,16 +751,24 @@ impl Machine {
                 ),
             });
         }
+        let spared = match self.spared.len() {
+            0 => String::new(),
+            n => format!(
+                ", {n} old one(s) kept serving because their replacements failed ({})",
+                list(&self.spared)
+            ),
+        };
+        let missing = match short {
+            0 => String::new(),
+            n => format!(", {n} fewer than the {} wanted", self.plan.target),
+        };
         Action::Finish(Outcome {
             exit: Exit::Partial,
             message: format!(
-                "finished with failures: {} new container(s) serve ({}), {retired} old one(s) retired, \
-                 {} old one(s) kept serving because their replacements failed ({}); \
-                 run docker reroll again to replace them",
+                "finished with failures: {} new container(s) serve ({}), {retired} old one(s) \
+                 retired{spared}{missing}; run docker reroll again to finish",
                 new.len(),
                 list(&new),
-                self.spared.len(),
-                list(&self.spared)
             ),
         })
     }
@@ -853,6 +857,26 @@ impl Machine {
     fn retiring(&self) -> impl Iterator<Item = &Container> {
         let ids = &self.plan.batches[self.batch].retire;
         self.plan.retire.iter().filter(|c| ids.contains(&c.id))
+    }
+
+    /// The old containers kept stopped that the current batch stopped.
+    fn kept_in_batch(&self) -> Vec<String> {
+        let batch = &self.current_batch().retire;
+        self.kept
+            .iter()
+            .filter(|id| batch.contains(id))
+            .cloned()
+            .collect()
+    }
+
+    /// The old containers not removed: serving, or kept stopped.
+    fn old_left(&self) -> Vec<String> {
+        self.plan
+            .retire
+            .iter()
+            .map(|c| c.id.clone())
+            .filter(|id| !self.removed.contains(id))
+            .collect()
     }
 
     /// A new container a proxy may route to: running and healthy (or without a healthcheck).

@@ -100,7 +100,8 @@ impl Machine {
             }
             FailureAction::Pause | FailureAction::Continue => {
                 steps.push(Undo::Drop(batch_new));
-                steps.push(Undo::Restore(self.kept_in_batch.clone()));
+                let kept_in_batch = self.kept_in_batch();
+                steps.push(Undo::Restore(kept_in_batch.clone()));
                 // The old containers of the failed batch that were not retired serve on.
                 let serving: Vec<String> = self
                     .current_batch()
@@ -109,16 +110,15 @@ impl Machine {
                     .filter(|id| !self.removed.contains(id))
                     .cloned()
                     .collect();
+                self.spared.extend(serving.iter().cloned());
                 if action == FailureAction::Pause {
                     let discard: Vec<String> = self
                         .kept
                         .iter()
-                        .filter(|id| !self.kept_in_batch.contains(id))
+                        .filter(|id| !kept_in_batch.contains(id))
                         .cloned()
                         .collect();
                     steps.push(Undo::Discard(discard));
-                    self.failure = Some(why.clone());
-                    self.spared.extend(serving);
                     After::Paused
                 } else {
                     self.notes.push(Note::Warning(format!(
@@ -126,12 +126,11 @@ impl Machine {
                          one(s) {} serve on, and the next batch starts",
                         list(&serving)
                     )));
-                    self.spared.extend(serving);
                     After::NextBatch
                 }
             }
         };
-        if after == After::RolledBack {
+        if after != After::NextBatch {
             self.failure = Some(why);
         }
         self.phase = Phase::Rollback;
@@ -305,13 +304,7 @@ impl Machine {
             Some(Undo::Drop(ids)) => ids.clone(),
             _ => Vec::new(),
         };
-        let mut keep: Vec<String> = self
-            .plan
-            .retire
-            .iter()
-            .map(|c| c.id.clone())
-            .filter(|id| !self.removed.contains(id))
-            .collect();
+        let mut keep = self.old_left();
         keep.extend(
             self.new_ids()
                 .into_iter()
@@ -358,22 +351,31 @@ impl Machine {
             let ids = ids.clone();
             self.retreat.restored += ids.len();
             self.kept.retain(|id| !ids.contains(id));
-            self.kept_in_batch.retain(|id| !ids.contains(id));
         }
         self.next_undo(now)
     }
 
+    /// The old containers did not come back: the healthy ones serve on, and the message says
+    /// which old ones are up but not healthy and which are still stopped.
     fn restore_failed(&mut self, why: String) -> Action {
         self.phase = Phase::Done;
+        let restarting = match &self.retreat.step {
+            Some(Undo::Restore(ids)) => ids.clone(),
+            _ => Vec::new(),
+        };
+        let stopped: Vec<String> = self
+            .kept
+            .iter()
+            .filter(|id| !restarting.contains(id))
+            .cloned()
+            .collect();
         let serving: Vec<String> = self
             .new_ids()
             .into_iter()
             .chain(
-                self.plan
-                    .retire
-                    .iter()
-                    .map(|c| c.id.clone())
-                    .filter(|id| !self.removed.contains(id) && !self.kept.contains(id)),
+                self.old_left()
+                    .into_iter()
+                    .filter(|id| !self.kept.contains(id)),
             )
             .collect();
         let hint = if self.settings.undo_pre_stop || !self.settings.pre_stop {
@@ -387,10 +389,12 @@ impl Machine {
             exit: Exit::Incomplete,
             message: format!(
                 "{}; rolling back could not bring the old containers back: {why}{hint}. \
-                 Still serving: {}; stopped: {}; fix the cause, then run docker reroll again",
+                 Still serving: {}; started but not healthy: {}; stopped: {}; \
+                 fix the cause, then run docker reroll again",
                 self.failure.clone().unwrap_or_default(),
                 list_or_none(&serving),
-                list_or_none(&self.kept)
+                list_or_none(&restarting),
+                list_or_none(&stopped)
             ),
         })
     }
@@ -421,13 +425,7 @@ impl Machine {
             }
             After::Paused => {
                 self.phase = Phase::Done;
-                let old: Vec<String> = self
-                    .plan
-                    .retire
-                    .iter()
-                    .map(|c| c.id.clone())
-                    .filter(|id| !self.removed.contains(id))
-                    .collect();
+                let old = self.old_left();
                 let new = self.new_ids();
                 let exit = match (exit, new.is_empty()) {
                     (Some(exit), _) => exit,

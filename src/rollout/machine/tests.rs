@@ -710,6 +710,7 @@ async fn an_old_container_that_does_not_come_back_is_reported_not_hidden() {
     let message = finish_message(&last);
     assert!(message.contains("--undo-pre-stop-cmd"), "{message}");
     assert!(message.contains("Still serving: b1 a2"), "{message}");
+    assert!(message.contains("started but not healthy: a1"), "{message}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -950,4 +951,61 @@ async fn the_delay_between_batches_still_watches_the_new_containers() {
         ],
     )
     .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_ends_short_of_its_target_does_not_exit_0() {
+    let mut machine = Machine::new(
+        batched(&["a1", "a2"], 3, 1, Order::StartFirst),
+        with(FailureAction::Continue),
+    );
+    let last = run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 3"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (1, all_healthy(&["b1"]), "retire a1"),
+            (0, Input::Done, "scale 3"),
+            (
+                0,
+                Input::Scaled(vec![created("b2", true)]),
+                "watch [b1,b2] until 7s",
+            ),
+            (1, all_healthy(&["b1", "b2"]), "retire a2"),
+            // The third batch only adds a container, and it fails: nothing to keep serving.
+            (0, Input::Done, "scale 3"),
+            (
+                0,
+                Input::Scaled(vec![created("b3", true)]),
+                "watch [b1,b2,b3] until 8s",
+            ),
+            (
+                1,
+                Input::Observed(vec![
+                    status("b1", State::Running, Health::Healthy),
+                    status("b2", State::Running, Health::Healthy),
+                    status("b3", State::Exited, Health::None),
+                ]),
+                "rollback keeping b1,b2",
+            ),
+            (0, Input::Done, "verify"),
+            (
+                0,
+                Input::Verified(vec![
+                    container("b1", Health::Healthy),
+                    container("b2", Health::Healthy),
+                ]),
+                "exit 1",
+            ),
+        ],
+    )
+    .await;
+    assert!(
+        finish_message(&last).contains("1 fewer than the 3 wanted"),
+        "{last:?}"
+    );
 }

@@ -9,7 +9,8 @@ use clap::builder::PossibleValue;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::docker::command::Globals;
-use crate::rollout::settings::{FailureAction, Order};
+use crate::proxy::ProxyKind;
+use crate::rollout::settings::{FailureAction, Order, StillRouting};
 use crate::service_settings::Layer;
 use crate::template::Template;
 
@@ -88,6 +89,32 @@ pub struct Cli {
     /// proxy to drop them; Traefik applies changes at most every 2s) [default: 0s].
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub wait_after_unhealthy: Option<Duration>,
+
+    /// Ask this proxy what it routes to: the new containers must be in its rotation before the
+    /// old ones are touched, and an old one out of it before it is stopped (needs a pre-stop
+    /// command that fails the old containers' health check).
+    #[arg(long, value_name = "KIND", value_enum, help_heading = "Proxy")]
+    pub proxy: Option<ProxyKind>,
+    /// Where the proxy's API is: Traefik's base URL (e.g. http://127.0.0.1:8080), or HAProxy's
+    /// runtime API (tcp://127.0.0.1:9999 or unix:///run/haproxy.sock).
+    #[arg(long, value_name = "URL", help_heading = "Proxy")]
+    pub proxy_url: Option<String>,
+    /// The proxy's name for the service: a Traefik service (default: from the service's
+    /// traefik.http.services labels, @docker), a HAProxy backend (default: the service name).
+    #[arg(long, value_name = "NAME", help_heading = "Proxy")]
+    pub proxy_service: Option<String>,
+    /// --proxy command: a command that exits 0 while the proxy routes to a container; no shell.
+    /// Placeholders: {addr} {id} {short_id} {name} {service} {project}.
+    #[arg(long, value_name = "TEMPLATE", value_parser = template, help_heading = "Proxy")]
+    pub proxy_cmd: Option<Template>,
+    /// How long to wait for the proxy to route to the new containers, and to stop routing to an
+    /// old one [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Proxy")]
+    pub proxy_timeout: Option<Duration>,
+    /// An old container the proxy still routes to after the timeout: keep it serving (exit 1,
+    /// nothing cut), or stop it anyway [default: keep].
+    #[arg(long, value_name = "WHAT", value_enum, help_heading = "Proxy")]
+    pub proxy_still_routing: Option<StillRouting>,
 
     /// Containers replaced per batch, 0 for all at once (overrides deploy.update_config)
     /// [default: 0].
@@ -201,6 +228,26 @@ impl ValueEnum for FailureAction {
     }
 }
 
+impl ValueEnum for ProxyKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ProxyKind::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
+}
+
+impl ValueEnum for StillRouting {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[StillRouting::Keep, StillRouting::Stop]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
+}
+
 impl Cli {
     /// The rollout settings given on the command line; they override a service's `x-reroll:`
     /// and `deploy.update_config`.
@@ -219,6 +266,12 @@ impl Cli {
             order: self.order,
             failure_action: self.failure_action,
             max_failure_ratio: self.max_failure_ratio,
+            proxy: self.proxy,
+            proxy_url: self.proxy_url.clone(),
+            proxy_service: self.proxy_service.clone(),
+            proxy_cmd: self.proxy_cmd.clone(),
+            proxy_timeout: self.proxy_timeout,
+            proxy_still_routing: self.proxy_still_routing,
         }
     }
 

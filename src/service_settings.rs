@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use crate::docker::compose::ServiceConfig;
 use crate::duration::show;
+use crate::proxy::ProxyKind;
 use crate::rollout::Settings;
-use crate::rollout::settings::{FailureAction, Order};
+use crate::rollout::settings::{FailureAction, Order, StillRouting};
 use crate::template::Template;
 pub use update_config::update_config_layer;
 
@@ -32,6 +33,23 @@ pub struct Layer {
     pub order: Option<Order>,
     pub failure_action: Option<FailureAction>,
     pub max_failure_ratio: Option<f64>,
+    pub proxy: Option<ProxyKind>,
+    /// The proxy's API: a base URL (Traefik) or a runtime API socket (HAProxy).
+    pub proxy_url: Option<String>,
+    /// The proxy's name for the service: a Traefik service, a HAProxy backend.
+    pub proxy_service: Option<String>,
+    pub proxy_cmd: Option<Template>,
+    pub proxy_timeout: Option<Duration>,
+    pub proxy_still_routing: Option<StillRouting>,
+}
+
+/// Which proxy to ask, and how to reach it; checked, not yet connected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxySpec {
+    pub kind: ProxyKind,
+    pub url: Option<String>,
+    pub service: Option<String>,
+    pub cmd: Option<Template>,
 }
 
 /// What a service's `x-reroll:` says besides its settings.
@@ -70,6 +88,8 @@ pub struct Resolved {
     pub pre_stop_cmd: Option<Template>,
     /// Run on an old container a rollback restarts after its pre-stop command ran.
     pub undo_pre_stop_cmd: Option<Template>,
+    /// The proxy adapter to verify routing with, if any.
+    pub proxy: Option<ProxySpec>,
     /// (key, value as shown, where it came from), in the README's order.
     pub sources: Vec<(&'static str, String, Source)>,
 }
@@ -127,6 +147,13 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
             _ => Err(bad("expected a duration such as 30s, or whole seconds")),
         };
         let switch = || value.as_bool().ok_or_else(|| bad("expected true or false"));
+        let text = || {
+            value
+                .as_str()
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| bad("expected a non-empty string"))
+        };
         let template = || {
             let text = value
                 .as_str()
@@ -145,11 +172,28 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
             "wait-after-healthy" => layer.wait_after_healthy = Some(duration()?),
             "drain-timeout" => layer.drain_timeout = Some(duration()?),
             "wait-after-unhealthy" => layer.wait_after_unhealthy = Some(duration()?),
+            "proxy" => {
+                let text = value.as_str().unwrap_or_default();
+                layer.proxy = Some(
+                    ProxyKind::parse(text)
+                        .ok_or_else(|| bad("expected one of traefik, haproxy, command"))?,
+                );
+            }
+            "proxy-url" => layer.proxy_url = Some(text()?),
+            "proxy-service" => layer.proxy_service = Some(text()?),
+            "proxy-cmd" => layer.proxy_cmd = Some(template()?),
+            "proxy-timeout" => layer.proxy_timeout = Some(duration()?),
+            "proxy-still-routing" => {
+                let text = value.as_str().unwrap_or_default();
+                layer.proxy_still_routing =
+                    Some(StillRouting::parse(text).ok_or_else(|| bad("expected keep or stop"))?);
+            }
             _ => {
                 return Err(bad(
                     "unknown key (known: skip, pre-stop-cmd, undo-pre-stop-cmd, \
                      pre-stop-wait-until-unhealthy, healthcheck-timeout, wait, wait-after-healthy, \
-                     drain-timeout, wait-after-unhealthy; the batch settings belong in \
+                     drain-timeout, wait-after-unhealthy, proxy, proxy-url, proxy-service, \
+                     proxy-cmd, proxy-timeout, proxy-still-routing; the batch settings belong in \
                      deploy.update_config)",
                 ));
             }
@@ -287,6 +331,35 @@ pub fn resolve(
         defaults.max_failure_ratio,
         f64::to_string,
     );
+    let proxy = picker.optional("proxy", |l| &l.proxy, "none", |k| k.name().to_owned());
+    let proxy_url = picker.optional("proxy-url", |l| &l.proxy_url, "none", String::clone);
+    let proxy_service = picker.optional(
+        "proxy-service",
+        |l| &l.proxy_service,
+        "derived",
+        String::clone,
+    );
+    let proxy_cmd = picker.optional("proxy-cmd", |l| &l.proxy_cmd, "none", command);
+    let proxy_timeout = picker.value(
+        "proxy-timeout",
+        |l| &l.proxy_timeout,
+        defaults.proxy_timeout,
+        duration,
+    );
+    let still_routing = picker.value(
+        "proxy-still-routing",
+        |l| &l.proxy_still_routing,
+        defaults.still_routing,
+        |s| s.name().to_owned(),
+    );
+    let proxy = proxy_spec(
+        service,
+        proxy,
+        proxy_url,
+        proxy_service,
+        proxy_cmd,
+        pre_stop_cmd.is_some(),
+    )?;
     if wait_until_unhealthy && pre_stop_cmd.is_none() {
         return Err(format!(
             "service '{service}': waiting until unhealthy needs a pre-stop command that makes the \
@@ -314,11 +387,91 @@ pub fn resolve(
             order,
             failure_action,
             max_failure_ratio,
+            verify_proxy: proxy.is_some(),
+            proxy_timeout,
+            still_routing,
         },
         pre_stop_cmd,
         undo_pre_stop_cmd,
+        proxy,
         sources: picker.sources,
     })
+}
+
+/// The proxy settings, checked against each other: every error names the flag and the fix.
+fn proxy_spec(
+    service: &str,
+    kind: Option<ProxyKind>,
+    url: Option<String>,
+    name: Option<String>,
+    cmd: Option<Template>,
+    pre_stop: bool,
+) -> Result<Option<ProxySpec>, String> {
+    let kind = match (kind, &cmd) {
+        (Some(kind), _) => kind,
+        (None, Some(_)) => ProxyKind::Command,
+        (None, None) => {
+            if url.is_some() || name.is_some() {
+                return Err(format!(
+                    "service '{service}': --proxy-url and --proxy-service need a proxy kind: \
+                     give --proxy traefik or --proxy haproxy (or x-reroll proxy)"
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    let fail = |why: String| Err(format!("service '{service}': {why}"));
+    match kind {
+        ProxyKind::Traefik => match &url {
+            None => {
+                return fail(
+                    "--proxy traefik needs the Traefik API's address: give --proxy-url \
+                     http://127.0.0.1:8080 (Traefik with --api.insecure=true), or x-reroll proxy-url"
+                        .into(),
+                );
+            }
+            Some(url) => {
+                crate::proxy::http::BaseUrl::parse(url).map_err(|e| format!("--proxy-url: {e}"))?;
+            }
+        },
+        ProxyKind::Haproxy => match &url {
+            None => {
+                return fail(
+                    "--proxy haproxy needs HAProxy's runtime API: give --proxy-url \
+                     tcp://127.0.0.1:9999 or unix:///run/haproxy.sock (a `stats socket` with \
+                     level admin or operator), or x-reroll proxy-url"
+                        .into(),
+                );
+            }
+            Some(url) => {
+                crate::proxy::haproxy::Socket::parse(url)
+                    .map_err(|e| format!("--proxy-url: {e}"))?;
+            }
+        },
+        ProxyKind::Command => {
+            if cmd.is_none() {
+                return fail(
+                    "--proxy command needs --proxy-cmd, a command that exits 0 while the proxy \
+                     routes to a container, e.g. 'sh -c \"curl -fs localhost:2019/reverse_proxy/upstreams | grep -q {addr}\"'"
+                        .into(),
+                );
+            }
+        }
+    }
+    if !pre_stop {
+        return fail(format!(
+            "--proxy {} waits for the proxy to drop the old containers, which it does once their \
+             health check fails: give --pre-stop-cmd that makes it fail, e.g. 'docker exec {{id}} \
+             touch /.dead' (or x-reroll pre-stop-cmd)",
+            kind.name()
+        ));
+    }
+    Ok(Some(ProxySpec {
+        kind,
+        url,
+        service: name,
+        cmd,
+    }))
 }
 
 #[cfg(test)]
@@ -396,6 +549,80 @@ mod tests {
         assert!(resolve("web", &wants_drain, &file, &Layer::default()).is_ok());
     }
 
+    #[test]
+    fn proxy_settings_are_checked_against_each_other() {
+        let drain = Layer {
+            pre_stop_cmd: template("docker exec {id} touch /.dead"),
+            ..Layer::default()
+        };
+        let x_reroll =
+            |value: serde_json::Value| parse_x_reroll("web", Some(&value)).unwrap().settings;
+        let cases = [
+            (
+                json!({"proxy": "traefik"}),
+                "give --proxy-url http://127.0.0.1:8080",
+            ),
+            (
+                json!({"proxy": "haproxy"}),
+                "give --proxy-url tcp://127.0.0.1:9999",
+            ),
+            (json!({"proxy": "command"}), "needs --proxy-cmd"),
+            (json!({"proxy-url": "http://x:1"}), "need a proxy kind"),
+            (
+                json!({"proxy": "traefik", "proxy-url": "127.0.0.1:8080"}),
+                "--proxy-url: '127.0.0.1:8080' is not an http:// URL",
+            ),
+            (
+                json!({"proxy": "haproxy", "proxy-url": "http://h:1"}),
+                "--proxy-url: 'http://h:1' is not a HAProxy runtime API address",
+            ),
+        ];
+        for (value, expected) in cases {
+            let error =
+                resolve("web", &drain, &x_reroll(value.clone()), &Layer::default()).unwrap_err();
+            assert!(
+                error.contains("service 'web'") || error.contains("--proxy-url"),
+                "{error}"
+            );
+            assert!(error.contains(expected), "{value}: {error}");
+        }
+        let traefik = x_reroll(
+            json!({"proxy": "traefik", "proxy-url": "http://127.0.0.1:8081",
+                                     "proxy-timeout": "10s", "proxy-still-routing": "stop"}),
+        );
+        let error = resolve("web", &Layer::default(), &traefik, &Layer::default()).unwrap_err();
+        assert!(error.contains("give --pre-stop-cmd"), "{error}");
+        let resolved = resolve("web", &drain, &traefik, &Layer::default()).unwrap();
+        assert!(resolved.settings.verify_proxy);
+        assert_eq!(resolved.settings.proxy_timeout, Duration::from_secs(10));
+        assert_eq!(resolved.settings.still_routing, StillRouting::Stop);
+        assert_eq!(resolved.proxy.unwrap().kind, ProxyKind::Traefik);
+        let command = Layer {
+            proxy_cmd: template("curl -fs http://{addr}/"),
+            ..drain.clone()
+        };
+        let resolved = resolve("web", &command, &Layer::default(), &Layer::default()).unwrap();
+        assert_eq!(
+            resolved.proxy.unwrap().kind,
+            ProxyKind::Command,
+            "implied by --proxy-cmd"
+        );
+        for (value, expected) in [
+            (
+                json!({"proxy": "nginx"}),
+                "expected one of traefik, haproxy, command",
+            ),
+            (
+                json!({"proxy-still-routing": "maybe"}),
+                "expected keep or stop",
+            ),
+            (json!({"proxy-url": ""}), "expected a non-empty string"),
+        ] {
+            let error = parse_x_reroll("web", Some(&value)).unwrap_err();
+            assert!(error.contains(expected), "{value}: {error}");
+        }
+    }
+
     fn template(text: &str) -> Option<Template> {
         Some(Template::parse(text).unwrap())
     }
@@ -445,6 +672,12 @@ mod tests {
             ("order", "stop-first", Source::Flag),
             ("failure-action", "pause", Source::UpdateConfig),
             ("max-failure-ratio", "0.3", Source::UpdateConfig),
+            ("proxy", "none", Source::Default),
+            ("proxy-url", "none", Source::Default),
+            ("proxy-service", "derived", Source::Default),
+            ("proxy-cmd", "none", Source::Default),
+            ("proxy-timeout", "30.00s", Source::Default),
+            ("proxy-still-routing", "keep", Source::Default),
         ];
         let shown: Vec<(&str, &str, Source)> = resolved
             .sources

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-const PLACEHOLDERS: [&str; 5] = ["id", "short_id", "name", "service", "project"];
+const PLACEHOLDERS: [&str; 6] = ["id", "short_id", "name", "service", "project", "addr"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template {
@@ -16,6 +16,8 @@ pub struct Values<'a> {
     pub name: &'a str,
     pub service: &'a str,
     pub project: &'a str,
+    /// The container's first IP address on its networks (empty when it has none).
+    pub addr: &'a str,
 }
 
 impl Template {
@@ -53,6 +55,7 @@ impl Template {
                         "short_id" => short_id(values.id),
                         "name" => values.name,
                         "service" => values.service,
+                        "addr" => values.addr,
                         _ => values.project,
                     };
                     word.replace(&format!("{{{name}}}"), value)
@@ -97,6 +100,7 @@ mod tests {
             name: "shop-web-3",
             service: "web",
             project: "shop",
+            addr: "172.20.0.3",
         }
     }
 

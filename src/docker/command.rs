@@ -332,6 +332,18 @@ pub fn detached(program: impl AsRef<std::ffi::OsStr>) -> Command {
     command
 }
 
+/// A user's command (a pre-stop hook, a proxy check), rendered from its template: no shell, no
+/// input, killed if the run gives up on it, and pointed at the same engine as every docker call.
+pub fn user_command(argv: &[String], env: Vec<(&'static str, String)>) -> Command {
+    let mut command = detached(&argv[0]);
+    command
+        .args(&argv[1..])
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
 /// A command as a user could paste it into a shell.
 pub fn show(command: &Command) -> String {
     let std = command.as_std();

@@ -20,6 +20,8 @@ pub struct ServiceConfig {
     pub update_config: UpdateConfig,
     /// The service's `x-reroll:` extension, if any (see [`attach_extensions`]).
     pub x_reroll: Option<serde_json::Value>,
+    /// The containers' labels (a proxy's Docker provider reads its settings there).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `deploy.update_config`, each key as Compose prints it when set: durations as Go writes them
@@ -57,6 +59,8 @@ struct RawService {
     image: Option<String>,
     #[serde(default)]
     depends_on: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +106,7 @@ pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
                 depends_on: service.depends_on.unwrap_or_default().into_keys().collect(),
                 update_config,
                 x_reroll: None,
+                labels: service.labels.unwrap_or_default(),
             };
             (name, config)
         })

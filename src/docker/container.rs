@@ -2,6 +2,7 @@
 //! reduced to what a rollout decides on.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -141,6 +142,10 @@ pub struct Container {
     /// The outputs of the most recent health checks (up to three, oldest first, joined by ` | `),
     /// for failure reports.
     pub last_check_output: Option<String>,
+    /// Its IP addresses on the networks it is attached to: how a proxy knows it.
+    pub addresses: Vec<IpAddr>,
+    /// Its published ports: (container port, where the host listens for it).
+    pub published: Vec<(u16, std::net::SocketAddr)>,
 }
 
 impl Container {
@@ -164,6 +169,34 @@ struct Inspected {
     image: String,
     state: InspectedState,
     config: InspectedConfig,
+    #[serde(default)]
+    network_settings: Option<InspectedNetworkSettings>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectedNetworkSettings {
+    #[serde(default)]
+    networks: Option<BTreeMap<String, InspectedNetwork>>,
+    #[serde(default)]
+    ports: Option<BTreeMap<String, Option<Vec<InspectedBinding>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectedBinding {
+    #[serde(default)]
+    host_ip: String,
+    #[serde(default)]
+    host_port: String,
+}
+
+#[derive(Deserialize)]
+struct InspectedNetwork {
+    #[serde(rename = "IPAddress", default)]
+    ip_address: Option<String>,
+    #[serde(rename = "GlobalIPv6Address", default)]
+    global_ipv6_address: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -250,7 +283,45 @@ impl From<Inspected> for Container {
             ),
             None => (Health::None, None),
         };
+        let (networks, ports) = match inspected.network_settings {
+            Some(settings) => (settings.networks, settings.ports),
+            None => (None, None),
+        };
+        let published = ports
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(key, bindings)| {
+                let port = key.strip_suffix("/tcp")?.parse().ok()?;
+                Some(
+                    bindings
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(move |b| {
+                            // A port published on every interface is reached on loopback.
+                            let ip: IpAddr = match b.host_ip.as_str() {
+                                "" | "0.0.0.0" => IpAddr::from([127, 0, 0, 1]),
+                                "::" => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                                other => other.parse().ok()?,
+                            };
+                            Some((
+                                port,
+                                std::net::SocketAddr::new(ip, b.host_port.parse().ok()?),
+                            ))
+                        }),
+                )
+            })
+            .flatten()
+            .collect();
+        let addresses = networks
+            .unwrap_or_default()
+            .into_values()
+            .flat_map(|network| [network.ip_address, network.global_ipv6_address])
+            .flatten()
+            .filter_map(|text| text.parse().ok())
+            .collect();
         Container {
+            addresses,
+            published,
             name: inspected.name.trim_start_matches('/').to_owned(),
             number: labels
                 .get(NUMBER_LABEL)
@@ -278,7 +349,11 @@ mod tests {
        "State": {"Status": "running", "ExitCode": 0,
                  "Health": {"Status": "unhealthy", "Log": [{"Output": "ok"}, {"Output": "refused\n"}]}},
        "Config": {"Labels": {"com.docker.compose.config-hash": "h1", "com.docker.compose.container-number": "1"},
-                  "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1000000000, "Retries": 2}}},
+                  "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1000000000, "Retries": 2}},
+       "NetworkSettings": {"Networks": {"shop_default": {"IPAddress": "172.20.0.3", "GlobalIPv6Address": ""},
+                                        "other": {"IPAddress": "10.1.0.7"}},
+                           "Ports": {"80/tcp": null, "8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32768"},
+                                     {"HostIp": "::", "HostPort": "32768"}], "53/udp": [{"HostIp": "127.0.0.2", "HostPort": "53"}]}}},
       {"Id": "bbb222", "Name": "/shop-web-2", "Image": "sha256:2",
        "State": {"Status": "exited", "ExitCode": 137},
        "Config": {"Labels": null, "Healthcheck": {"Test": ["NONE"]}}}
@@ -296,6 +371,14 @@ mod tests {
         );
         assert_eq!(first.config_hash, "h1");
         assert_eq!(first.last_check_output.as_deref(), Some("ok | refused"));
+        let addresses: Vec<String> = first.addresses.iter().map(ToString::to_string).collect();
+        assert_eq!(addresses, ["10.1.0.7", "172.20.0.3"]);
+        let published: Vec<String> = first
+            .published
+            .iter()
+            .map(|(port, at)| format!("{port}->{at}"))
+            .collect();
+        assert_eq!(published, ["8080->127.0.0.1:32768", "8080->[::1]:32768"]);
         let check = first.healthcheck.unwrap();
         assert_eq!(check.interval, Duration::from_secs(1));
         assert_eq!(check.timeout, Duration::from_secs(30), "Docker's default");
@@ -305,6 +388,7 @@ mod tests {
         assert_eq!((second.state, second.exit_code), (State::Exited, 137));
         assert_eq!(second.health, Health::None);
         assert_eq!(second.healthcheck, None, "NONE disables the healthcheck");
+        assert!(second.addresses.is_empty());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! batched `docker inspect` starts each watch and backs the stream up once a second.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::task::{JoinHandle, JoinSet};
@@ -15,11 +14,17 @@ use crate::docker::events::{Change, Subscription};
 use crate::docker::{Docker, DockerError};
 use crate::duration::show;
 use crate::interrupt::Interrupts;
+use crate::model::routing::{Routing, Target};
+use crate::proxy::Proxy;
 use crate::report::Reporter;
 use crate::template::{Template, Values, short_id};
 
 /// How often a watch re-inspects, in case the event stream missed something or died.
 const POLL_EVERY: Duration = Duration::from_secs(2);
+/// How often a proxy's API is asked while waiting on it: well under its own reaction time.
+const PROXY_POLL: Duration = Duration::from_millis(50);
+/// The same for a proxy command, which starts a process per container each time.
+const PROXY_COMMAND_POLL: Duration = Duration::from_millis(250);
 /// A pre-stop command that runs longer than this counts as failed.
 const PRE_STOP_LIMIT: Duration = Duration::from_secs(60);
 
@@ -37,7 +42,12 @@ pub struct Driver<'a> {
     pub reporter: &'a Reporter,
     pub interrupts: &'a mut Interrupts,
     pub events: Subscription,
+    /// The proxy adapter, when one is configured: asked instead of trusting sleeps.
+    pub proxy: Option<Proxy>,
+    /// Every container's addresses, for the proxy adapter.
+    pub targets: BTreeMap<String, Target>,
     watch: WatchState,
+    proxy_watch: ProxyWatch,
     /// Containers whose failure was already reported.
     diagnosed: Vec<String>,
 }
@@ -51,6 +61,14 @@ struct WatchState {
     /// Whether the machine has yet to hear of the seeded statuses.
     unreported: bool,
     next_poll: Option<Instant>,
+}
+
+/// The wait on the proxy in progress: what was last reported, and when to ask next.
+#[derive(Default)]
+struct ProxyWatch {
+    ids: Vec<String>,
+    reported: Option<Result<Routing, String>>,
+    next: Option<Instant>,
 }
 
 pub type PhaseTimes = Vec<(Phase, Duration)>;
@@ -79,7 +97,10 @@ impl<'a> Driver<'a> {
             reporter,
             interrupts,
             events,
+            proxy: None,
+            targets: BTreeMap::new(),
             watch: WatchState::default(),
+            proxy_watch: ProxyWatch::default(),
             diagnosed: Vec::new(),
         }
     }
@@ -130,6 +151,19 @@ impl<'a> Driver<'a> {
                         .await;
                     Input::PreStopFinished(failures)
                 }
+                Action::AwaitProxy { ids, until } => self.await_proxy(ids, until).await,
+                Action::UndoPreStop(ids) => {
+                    for (id, why) in self
+                        .run_hook("undo-pre-stop", self.undo_pre_stop.as_ref(), &ids)
+                        .await
+                    {
+                        self.reporter.warning(&format!(
+                            "undoing the pre-stop on {} failed: {why}",
+                            short_id(&id)
+                        ));
+                    }
+                    Input::Done
+                }
                 Action::Retire { ids, keep } => self.retire(&ids, keep).await,
                 Action::Restore(ids) => self.restore(&ids).await,
                 Action::Verify => {
@@ -144,12 +178,6 @@ impl<'a> Driver<'a> {
     }
 
     fn describe(&self, machine: &Machine, action: &Action) -> String {
-        let list = |ids: &[String]| {
-            ids.iter()
-                .map(|id| short_id(id))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
         match (machine.phase(), action) {
             (Phase::Rollback, _) => match machine.failure() {
                 Some(why) => format!("rolling back: {why}"),
@@ -187,6 +215,18 @@ impl<'a> Driver<'a> {
                     list(ids)
                 )
             }
+            (Phase::ProxyIn, Action::AwaitProxy { ids, until }) => format!(
+                "waiting up to {} for {} to route to new container(s) {}",
+                show(until.saturating_duration_since(Instant::now())),
+                self.proxy_name(),
+                list(ids)
+            ),
+            (_, Action::AwaitProxy { ids, until }) => format!(
+                "waiting up to {} for {} to stop routing to {}",
+                show(until.saturating_duration_since(Instant::now())),
+                self.proxy_name(),
+                list(ids)
+            ),
             (Phase::ProxyWait, Action::Watch { until, .. }) => format!(
                 "waiting {} for the proxy to drop them (--wait-after-unhealthy)",
                 show(until.saturating_duration_since(Instant::now()))
@@ -272,6 +312,8 @@ impl<'a> Driver<'a> {
         for container in &containers {
             self.names
                 .insert(container.id.clone(), container.name.clone());
+            self.targets
+                .insert(container.id.clone(), target_of(container));
         }
         self.seed(watched, &containers);
         Input::Scaled(
@@ -367,6 +409,60 @@ impl<'a> Driver<'a> {
         }
     }
 
+    fn proxy_name(&self) -> String {
+        self.proxy
+            .as_ref()
+            .map_or_else(|| "the proxy".to_owned(), Proxy::describe)
+    }
+
+    /// Asks the proxy until what it routes to changes, the deadline passes, or a signal comes.
+    async fn await_proxy(&mut self, ids: Vec<String>, until: Instant) -> Input {
+        let Some(proxy) = self.proxy.clone() else {
+            return Input::Routing(Err("no proxy adapter is configured".into()));
+        };
+        if self.proxy_watch.ids != ids {
+            self.proxy_watch = ProxyWatch {
+                ids: ids.clone(),
+                ..ProxyWatch::default()
+            };
+        }
+        let every = match proxy {
+            Proxy::Command(_) => PROXY_COMMAND_POLL,
+            _ => PROXY_POLL,
+        };
+        let targets: Vec<Target> = ids
+            .iter()
+            .map(|id| {
+                self.targets.get(id).cloned().unwrap_or_else(|| Target {
+                    id: id.clone(),
+                    name: self.names.get(id).cloned().unwrap_or_default(),
+                    addresses: Vec::new(),
+                })
+            })
+            .collect();
+        loop {
+            let next = self.proxy_watch.next.unwrap_or_else(Instant::now);
+            let seen = tokio::select! {
+                biased;
+                Some(signal) = self.interrupts.receiver.recv() => return Input::Interrupted(signal),
+                _ = sleep_until(until) => return Input::Deadline,
+                seen = async {
+                    sleep_until(next).await;
+                    proxy.observe_or_none(&targets).await
+                } => seen.map_err(|error| error.to_string()),
+            };
+            self.proxy_watch.next = Some(Instant::now() + every);
+            if self.proxy_watch.reported.as_ref() != Some(&seen) {
+                match &seen {
+                    Ok(routing) => tracing::debug!(target: "proxy", "{}", routing.shown),
+                    Err(why) => tracing::debug!(target: "proxy", "cannot ask the proxy: {why}"),
+                }
+                self.proxy_watch.reported = Some(seen.clone());
+                return Input::Routing(seen);
+            }
+        }
+    }
+
     fn apply(&mut self, id: &str, change: Change) {
         let statuses = &mut self.watch.statuses;
         if change == Change::Destroyed {
@@ -418,21 +514,23 @@ impl<'a> Driver<'a> {
         let mut running = JoinSet::new();
         for id in ids {
             let name = self.names.get(id).cloned().unwrap_or_default();
+            let addr = self
+                .targets
+                .get(id)
+                .and_then(|t| t.addresses.first())
+                .map(ToString::to_string)
+                .unwrap_or_default();
             let argv = template.render(&Values {
                 id,
                 name: &name,
                 service: &self.service,
                 project: &self.project,
+                addr: &addr,
             });
             let env = self.docker.globals().env();
             let id = id.clone();
             running.spawn(async move {
-                let mut command = crate::docker::command::detached(&argv[0]);
-                command
-                    .args(&argv[1..])
-                    .envs(env)
-                    .stdin(Stdio::null())
-                    .kill_on_drop(true);
+                let mut command = crate::docker::command::user_command(&argv, env);
                 let result = timeout(PRE_STOP_LIMIT, command.output()).await;
                 (id, argv, result)
             });
@@ -595,6 +693,21 @@ impl<'a> Driver<'a> {
             }
         }
     }
+}
+
+pub fn target_of(container: &Container) -> Target {
+    Target {
+        id: container.id.clone(),
+        name: container.name.clone(),
+        addresses: container.addresses.clone(),
+    }
+}
+
+fn list(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| short_id(id))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn status_of(container: &Container) -> Status {

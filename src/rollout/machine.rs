@@ -16,10 +16,11 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use super::Settings;
-use super::settings::{FailureAction, Order};
+use super::settings::{FailureAction, Order, StillRouting};
 use crate::docker::container::{Container, Health, Healthcheck, State};
 use crate::duration::show;
 use crate::exit::Exit;
+use crate::model::routing::{Route, Routing};
 use crate::plan::Plan;
 use crate::template::short_id;
 use retreat::{Retreat, RollbackStep};
@@ -33,6 +34,10 @@ pub enum Phase {
     Settle,
     PreStop,
     Drain,
+    /// Asking the proxy until it routes to every new container of the batch.
+    ProxyIn,
+    /// Asking the proxy until it no longer routes to the old containers being drained.
+    ProxyOut,
     /// `--wait-after-unhealthy`: time for the proxy to notice the drained containers.
     ProxyWait,
     Retire,
@@ -54,6 +59,8 @@ impl Phase {
             Phase::Settle => "settle",
             Phase::PreStop => "pre-stop",
             Phase::Drain => "drain",
+            Phase::ProxyIn => "proxy-in",
+            Phase::ProxyOut => "proxy-out",
             Phase::ProxyWait => "proxy-wait",
             Phase::Retire => "retire",
             Phase::Delay => "delay",
@@ -68,7 +75,7 @@ impl Phase {
     fn touches_old(self) -> bool {
         matches!(
             self,
-            Phase::PreStop | Phase::Drain | Phase::ProxyWait | Phase::Retire
+            Phase::PreStop | Phase::Drain | Phase::ProxyOut | Phase::ProxyWait | Phase::Retire
         )
     }
 }
@@ -130,6 +137,8 @@ pub enum Input {
     Interrupted(Signal),
     /// Every container of the service, after retirement.
     Verified(Vec<Container>),
+    /// What the proxy routes to now, or why it could not be asked.
+    Routing(Result<Routing, String>),
     /// Removing the new containers failed; these are left.
     RollbackFailed {
         left: Vec<String>,
@@ -154,6 +163,14 @@ pub enum Action {
         until: Instant,
     },
     PreStop(Vec<String>),
+    /// Report what the proxy does with these containers on every change, and `Deadline` at
+    /// `until`.
+    AwaitProxy {
+        ids: Vec<String>,
+        until: Instant,
+    },
+    /// Undo the pre-stop on old containers left serving.
+    UndoPreStop(Vec<String>),
     /// `docker stop` (their own grace period), then `docker rm` unless `keep`.
     Retire {
         ids: Vec<String>,
@@ -206,6 +223,10 @@ pub struct Machine {
     statuses: BTreeMap<String, Status>,
     /// Old containers whose pre-stop failed: not waited on to turn unhealthy.
     undrained: Vec<String>,
+    /// Old containers left serving because the proxy still routed to them when its wait ran out.
+    held: Vec<String>,
+    /// What the proxy showed last in the current wait (or why it could not be asked).
+    proxy_seen: Option<Result<Routing, String>>,
     failure: Option<String>,
     retreat: Retreat,
     signal: Option<Signal>,
@@ -236,6 +257,8 @@ impl Machine {
             failed: 0,
             statuses: BTreeMap::new(),
             undrained: Vec::new(),
+            held: Vec::new(),
+            proxy_seen: None,
             failure: None,
             retreat: Retreat::default(),
             signal: None,
@@ -369,7 +392,7 @@ impl Machine {
             (Phase::Drain, Input::Observed(statuses)) => {
                 self.record(statuses);
                 if self.drained() {
-                    self.proxy_wait(now)
+                    self.proxy_out(now)
                 } else {
                     self.current.clone().expect("draining")
                 }
@@ -381,12 +404,42 @@ impl Machine {
                     .filter(|id| !self.statuses.get(id).is_some_and(Status::is_drained))
                     .collect();
                 self.notes.push(Note::Warning(format!(
-                    "old container(s) {} did not turn unhealthy in time; stopping them anyway",
+                    "old container(s) {} did not turn unhealthy in time",
                     list(&late)
                 )));
-                self.proxy_wait(now)
+                self.proxy_out(now)
             }
-            (Phase::ProxyWait, Input::Deadline) => self.retire(),
+            (Phase::ProxyIn, Input::Routing(seen)) => {
+                let routed = matches!(&seen, Ok(routing) if routing.serves_all(&self.batch_new));
+                self.proxy_seen = Some(seen);
+                if routed {
+                    self.routed_in(now)
+                } else {
+                    self.current.clone().expect("asking the proxy")
+                }
+            }
+            (Phase::ProxyIn, Input::Deadline) => {
+                let why = format!(
+                    "the proxy did not route to new container(s) {} within {} ({}: {})",
+                    list(&self.batch_new),
+                    show(self.settings.proxy_timeout),
+                    self.proxy_pending(&self.batch_new.clone()),
+                    self.proxy_shown()
+                );
+                self.fail_release(why, now)
+            }
+            (Phase::ProxyOut, Input::Routing(seen)) => {
+                let dropped = matches!(&seen, Ok(routing) if routing.still_routed(&self.current_batch().retire).is_empty());
+                self.proxy_seen = Some(seen);
+                if dropped {
+                    self.proxy_wait(now)
+                } else {
+                    self.current.clone().expect("asking the proxy")
+                }
+            }
+            (Phase::ProxyOut, Input::Deadline) => self.still_routed(now),
+            (Phase::ProxyOut, Input::Done) => self.proxy_wait(now),
+            (Phase::ProxyWait, Input::Deadline) => self.retire(now),
 
             (Phase::Retire, Input::Done) => {
                 let Some(Action::Retire { ids, keep }) = self.current.clone() else {
@@ -397,10 +450,7 @@ impl Machine {
                 } else {
                     self.removed.extend(ids);
                 }
-                match self.plan.order {
-                    Order::StartFirst => self.batch_done(now),
-                    Order::StopFirst => self.scale(now),
-                }
+                self.retired(now)
             }
             (Phase::Retire, Input::Failed(why)) => {
                 self.phase = Phase::Done;
@@ -409,7 +459,7 @@ impl Machine {
                     message: format!(
                         "the new containers serve, but retiring the old ones failed: {why}; \
                          left running: {ids}; fix: docker rm -f {ids}",
-                        ids = self.current_batch().retire.join(" ")
+                        ids = self.retiring_now().join(" ")
                     ),
                 })
             }
@@ -446,7 +496,7 @@ impl Machine {
             Phase::Rollback => {
                 if matches!(
                     self.retreat.sub,
-                    RollbackStep::Drain | RollbackStep::ProxyWait
+                    RollbackStep::Drain | RollbackStep::ProxyOut | RollbackStep::ProxyWait
                 ) {
                     // Asked again while draining the new containers: remove them now.
                     return self.remove_dropped();
@@ -455,12 +505,14 @@ impl Machine {
             }
             Phase::Done => self.current.clone().expect("finished"),
             phase if phase.touches_old() => {
-                if self.signal.is_some() && matches!(phase, Phase::Drain | Phase::ProxyWait) {
+                if self.signal.is_some()
+                    && matches!(phase, Phase::Drain | Phase::ProxyOut | Phase::ProxyWait)
+                {
                     self.notes.push(Note::Warning(
                         "interrupted again: retiring the old containers without waiting further"
                             .into(),
                     ));
-                    return self.retire();
+                    return self.retire(now);
                 }
                 if self.signal.is_none() {
                     self.notes.push(Note::Warning(
@@ -582,8 +634,22 @@ impl Machine {
         self.watch(self.new_ids(), now + self.settings.wait_after_healthy)
     }
 
-    /// The batch's new containers are healthy and settled.
+    /// The batch's new containers are healthy and settled: with a proxy adapter, they must be in
+    /// its rotation too before anything else happens.
     fn healthy_enough(&mut self, now: Instant) -> Action {
+        if !self.settings.verify_proxy || self.batch_new.is_empty() {
+            return self.routed_in(now);
+        }
+        self.phase = Phase::ProxyIn;
+        self.proxy_seen = None;
+        Action::AwaitProxy {
+            ids: self.batch_new.clone(),
+            until: now + self.settings.proxy_timeout,
+        }
+    }
+
+    /// The batch's new containers serve.
+    fn routed_in(&mut self, now: Instant) -> Action {
         match self.plan.order {
             Order::StartFirst => self.pre_stop(now),
             Order::StopFirst => self.batch_done(now),
@@ -608,7 +674,7 @@ impl Machine {
     fn drain(&mut self, now: Instant) -> Action {
         self.phase = Phase::Drain;
         if !self.settings.wait_until_unhealthy {
-            return self.proxy_wait(now);
+            return self.proxy_out(now);
         }
         let checked: Vec<&Container> = self
             .retiring()
@@ -618,12 +684,12 @@ impl Machine {
             self.notes.push(Note::Warning(
                 "the old containers have no healthcheck, so they cannot turn unhealthy: not waiting for it".into(),
             ));
-            return self.proxy_wait(now);
+            return self.proxy_out(now);
         }
         let ids = self.draining_ids();
         if ids.is_empty() {
             // Every pre-stop failed: nothing will turn unhealthy.
-            return self.proxy_wait(now);
+            return self.proxy_out(now);
         }
         let timeout = self.settings.drain_timeout.unwrap_or_else(|| {
             checked
@@ -640,24 +706,116 @@ impl Machine {
         self.watch(ids, now + timeout)
     }
 
+    /// With a proxy adapter: wait until the proxy no longer routes to the batch's old
+    /// containers (and, where it tells, has no request in flight with them).
+    fn proxy_out(&mut self, now: Instant) -> Action {
+        if !self.settings.verify_proxy {
+            return self.proxy_wait(now);
+        }
+        self.phase = Phase::ProxyOut;
+        self.proxy_seen = None;
+        Action::AwaitProxy {
+            ids: self.current_batch().retire.clone(),
+            until: now + self.settings.proxy_timeout,
+        }
+    }
+
+    /// The proxy still routes to some old containers after its timeout.
+    fn still_routed(&mut self, now: Instant) -> Action {
+        let retire = self.current_batch().retire.clone();
+        let still = match &self.proxy_seen {
+            Some(Ok(routing)) => routing.still_routed(&retire),
+            _ => retire,
+        };
+        let seen = format!("{}: {}", self.proxy_pending(&still), self.proxy_shown());
+        let waited = show(self.settings.proxy_timeout);
+        match self.settings.still_routing {
+            StillRouting::Stop => {
+                self.notes.push(Note::Warning(format!(
+                    "the proxy still routes to old container(s) {} after {waited} ({seen});                      stopping them anyway (--proxy-still-routing stop): requests it sends them fail",
+                    list(&still)
+                )));
+                self.proxy_wait(now)
+            }
+            StillRouting::Keep => {
+                self.notes.push(Note::Warning(format!(
+                    "the proxy still routes to old container(s) {} after {waited} ({seen});                      keeping them running so that no request is cut (--proxy-still-routing keep)",
+                    list(&still)
+                )));
+                self.held.extend(still.iter().cloned());
+                if self.settings.undo_pre_stop {
+                    Action::UndoPreStop(still)
+                } else {
+                    self.proxy_wait(now)
+                }
+            }
+        }
+    }
+
+    /// Which of `ids` the proxy does not show as wanted, in a few words.
+    fn proxy_pending(&self, ids: &[String]) -> String {
+        match &self.proxy_seen {
+            Some(Ok(routing)) => ids
+                .iter()
+                .map(|id| {
+                    let how = match routing.route(id) {
+                        Route::Serving => "routed".to_owned(),
+                        Route::Finishing { in_flight } => format!("{in_flight} in flight"),
+                        Route::Out => "not routed".to_owned(),
+                    };
+                    format!("{} {how}", short_id(id))
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => "unknown".to_owned(),
+        }
+    }
+
+    fn proxy_shown(&self) -> String {
+        match &self.proxy_seen {
+            None => "the proxy did not answer yet".to_owned(),
+            Some(Ok(routing)) => routing.shown.clone(),
+            Some(Err(why)) => why.clone(),
+        }
+    }
+
     fn proxy_wait(&mut self, now: Instant) -> Action {
         let wait = self.settings.wait_after_unhealthy;
         if wait.is_zero() {
-            return self.retire();
+            return self.retire(now);
         }
         self.phase = Phase::ProxyWait;
         self.watch(Vec::new(), now + wait)
     }
 
-    fn retire(&mut self) -> Action {
+    /// The batch's old containers to stop now: all but those left serving.
+    fn retiring_now(&self) -> Vec<String> {
+        self.current_batch()
+            .retire
+            .iter()
+            .filter(|id| !self.held.contains(id))
+            .cloned()
+            .collect()
+    }
+
+    fn retire(&mut self, now: Instant) -> Action {
+        let ids = self.retiring_now();
+        if ids.is_empty() {
+            return self.retired(now);
+        }
         self.phase = Phase::Retire;
         // Stopped, not removed, while a later step may still need them back: the new containers
         // of stop-first are yet to start; with `rollback`, later batches may fail.
         let keep = self.plan.order == Order::StopFirst
             || (self.settings.failure_action == FailureAction::Rollback && !self.is_last_batch());
-        Action::Retire {
-            ids: self.current_batch().retire.clone(),
-            keep,
+        Action::Retire { ids, keep }
+    }
+
+    /// The batch's old containers are stopped (or left serving).
+    fn retired(&mut self, now: Instant) -> Action {
+        match self.plan.order {
+            Order::StartFirst => self.batch_done(now),
+            Order::StopFirst => self.scale(now),
         }
     }
 
@@ -698,7 +856,8 @@ impl Machine {
     fn verify(&mut self, containers: &[Container]) -> Action {
         self.phase = Phase::Done;
         let new = self.new_ids();
-        let expected = |id: &String| new.contains(id) || self.spared.contains(id);
+        let expected =
+            |id: &String| new.contains(id) || self.spared.contains(id) || self.held.contains(id);
         let mut problems = Vec::new();
         for container in containers {
             let id = short_id(&container.id);
@@ -709,7 +868,10 @@ impl Machine {
                 ));
             } else if !container.is_running() {
                 problems.push(format!("{id} is {}", container.state.name()));
-            } else if container.healthcheck.is_some() && container.health != Health::Healthy {
+            } else if container.healthcheck.is_some()
+                && container.health != Health::Healthy
+                && !self.held.contains(&container.id)
+            {
                 problems.push(format!("{id} is {}", container.health.name()));
             }
         }
@@ -739,9 +901,9 @@ impl Machine {
                 ),
             });
         }
-        let retired = self.plan.retire.len() - self.spared.len();
+        let retired = self.plan.retire.len() - self.spared.len() - self.held.len();
         let short = (self.plan.target as usize).saturating_sub(new.len() + self.spared.len());
-        if self.spared.is_empty() && short == 0 {
+        if self.spared.is_empty() && self.held.is_empty() && short == 0 {
             return Action::Finish(Outcome {
                 exit: Exit::Done,
                 message: format!(
@@ -758,6 +920,13 @@ impl Machine {
                 list(&self.spared)
             ),
         };
+        let held = match self.held.len() {
+            0 => String::new(),
+            n => format!(
+                ", {n} old one(s) kept serving because the proxy still routed to them ({})",
+                list(&self.held)
+            ),
+        };
         let missing = match short {
             0 => String::new(),
             n => format!(", {n} fewer than the {} wanted", self.plan.target),
@@ -766,7 +935,7 @@ impl Machine {
             exit: Exit::Partial,
             message: format!(
                 "finished with failures: {} new container(s) serve ({}), {retired} old one(s) \
-                 retired{spared}{missing}; run docker reroll again to finish",
+                 retired{spared}{held}{missing}; run docker reroll again to finish",
                 new.len(),
                 list(&new),
             ),

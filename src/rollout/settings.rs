@@ -63,6 +63,34 @@ impl FailureAction {
     }
 }
 
+/// What happens to an old container the proxy still routes to when the proxy timeout passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StillRouting {
+    /// Leave it running and serving, undo its pre-stop, and say so (exit 1): no request is cut.
+    #[default]
+    Keep,
+    /// Stop it anyway: requests the proxy still sends it fail.
+    Stop,
+}
+
+impl StillRouting {
+    pub fn name(self) -> &'static str {
+        match self {
+            StillRouting::Keep => "keep",
+            StillRouting::Stop => "stop",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<StillRouting> {
+        match text {
+            "keep" => Some(StillRouting::Keep),
+            "stop" => Some(StillRouting::Stop),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// None: derived from the new containers' healthcheck.
@@ -87,6 +115,12 @@ pub struct Settings {
     pub failure_action: FailureAction,
     /// The share of new containers allowed to fail before `failure_action` applies (0.0–1.0).
     pub max_failure_ratio: f64,
+    /// A proxy adapter is configured: wait until it routes to the new containers before the old
+    /// ones are touched, and until it no longer routes to an old container before stopping it.
+    pub verify_proxy: bool,
+    /// How long each of those waits may take.
+    pub proxy_timeout: Duration,
+    pub still_routing: StillRouting,
 }
 
 impl Default for Settings {
@@ -105,6 +139,9 @@ impl Default for Settings {
             order: Order::StartFirst,
             failure_action: FailureAction::Rollback,
             max_failure_ratio: 0.0,
+            verify_proxy: false,
+            proxy_timeout: Duration::from_secs(30),
+            still_routing: StillRouting::Keep,
         }
     }
 }

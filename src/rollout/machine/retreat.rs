@@ -208,12 +208,29 @@ impl Machine {
                     .iter()
                     .all(|id| self.statuses.get(id).is_some_and(Status::is_drained));
                 if drained {
-                    self.rollback_proxy_wait(now)
+                    self.rollback_proxy_out(now)
                 } else {
                     self.current.clone().expect("draining")
                 }
             }
-            (RollbackStep::Drain, Input::Deadline) => self.rollback_proxy_wait(now),
+            (RollbackStep::Drain, Input::Deadline) => self.rollback_proxy_out(now),
+            (RollbackStep::ProxyOut, Input::Routing(seen)) => {
+                let dropped = matches!(&seen, Ok(routing) if routing.still_routed(&self.retreat.healthy).is_empty());
+                if dropped {
+                    self.rollback_proxy_wait(now)
+                } else {
+                    self.current.clone().expect("asking the proxy")
+                }
+            }
+            (RollbackStep::ProxyOut, Input::Deadline) => {
+                // Removed anyway: the old containers serve, and these are the failed release.
+                self.notes.push(Note::Warning(format!(
+                    "the proxy still routes to new container(s) {} after {}; removing them anyway",
+                    list(&self.retreat.healthy),
+                    crate::duration::show(self.settings.proxy_timeout)
+                )));
+                self.rollback_proxy_wait(now)
+            }
             (RollbackStep::ProxyWait, Input::Deadline) => self.remove_dropped(),
             (RollbackStep::Remove, Input::Done) => {
                 if let Some(Undo::Drop(ids)) = &self.retreat.step {
@@ -274,7 +291,7 @@ impl Machine {
     fn rollback_drain(&mut self, now: Instant) -> Action {
         let healthy = self.retreat.healthy.clone();
         if !self.settings.wait_until_unhealthy || healthy.is_empty() {
-            return self.rollback_proxy_wait(now);
+            return self.rollback_proxy_out(now);
         }
         self.retreat.sub = RollbackStep::Drain;
         let timeout = self.settings.drain_timeout.unwrap_or_else(|| {
@@ -286,6 +303,19 @@ impl Machine {
                 .unwrap_or(self.settings.wait_without_healthcheck)
         });
         self.watch(healthy, now + timeout)
+    }
+
+    /// With a proxy adapter: new containers that were healthy may be in its rotation; wait
+    /// until it drops them.
+    fn rollback_proxy_out(&mut self, now: Instant) -> Action {
+        if !self.settings.verify_proxy || self.retreat.healthy.is_empty() {
+            return self.rollback_proxy_wait(now);
+        }
+        self.retreat.sub = RollbackStep::ProxyOut;
+        Action::AwaitProxy {
+            ids: self.retreat.healthy.clone(),
+            until: now + self.settings.proxy_timeout,
+        }
     }
 
     fn rollback_proxy_wait(&mut self, now: Instant) -> Action {
@@ -455,6 +485,8 @@ pub(super) enum RollbackStep {
     #[default]
     PreStop,
     Drain,
+    /// Asking the proxy until it drops the new containers.
+    ProxyOut,
     ProxyWait,
     Remove,
     /// `docker start` of old containers kept stopped.

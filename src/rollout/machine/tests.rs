@@ -7,6 +7,7 @@ use tokio::time::{Instant, advance};
 
 use super::*;
 use crate::docker::container::{Container, Healthcheck, State};
+use crate::model::routing::{Route, Routing};
 
 const CHECK: Healthcheck = Healthcheck {
     interval: Duration::from_secs(1),
@@ -28,6 +29,8 @@ fn container(id: &str, health: Health) -> Container {
         created: String::new(),
         healthcheck: (health != Health::None).then_some(CHECK),
         last_check_output: None,
+        addresses: Vec::new(),
+        published: Vec::new(),
     }
 }
 
@@ -101,6 +104,12 @@ fn show(action: &Action, start: Instant) -> String {
             )
         }
         Action::PreStop(ids) => format!("pre-stop {}", ids.join(",")),
+        Action::AwaitProxy { ids, until } => format!(
+            "ask proxy [{}] until {}s",
+            ids.join(","),
+            (*until - start).as_secs_f64()
+        ),
+        Action::UndoPreStop(ids) => format!("undo pre-stop {}", ids.join(",")),
         Action::Retire { ids, keep: false } => format!("retire {}", ids.join(",")),
         Action::Retire { ids, keep: true } => format!("stop {}", ids.join(",")),
         Action::Verify => "verify".into(),
@@ -1008,4 +1017,233 @@ async fn a_run_that_ends_short_of_its_target_does_not_exit_0() {
         finish_message(&last).contains("1 fewer than the 3 wanted"),
         "{last:?}"
     );
+}
+
+fn proxy_settings(still_routing: crate::rollout::settings::StillRouting) -> Settings {
+    Settings {
+        pre_stop: true,
+        undo_pre_stop: true,
+        verify_proxy: true,
+        proxy_timeout: Duration::from_secs(30),
+        still_routing,
+        ..Settings::default()
+    }
+}
+
+/// What the proxy shows: each id with its route.
+fn proxy(routes: &[(&str, Route)]) -> Input {
+    Input::Routing(Ok(Routing {
+        routes: routes
+            .iter()
+            .map(|(id, route)| (id.to_string(), *route))
+            .collect(),
+        shown: format!("test proxy: {routes:?}"),
+    }))
+}
+
+/// The steps up to the new container being healthy, with the proxy asked next.
+fn verified_start() -> Vec<(u64, Input, &'static str)> {
+    vec![
+        (0, Input::Begin, "scale 2"),
+        (
+            0,
+            Input::Scaled(vec![created("b1", true)]),
+            "watch [b1] until 6s",
+        ),
+        (1, healthy("b1"), "ask proxy [b1] until 31s"),
+    ]
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_proxy_every_transition_waits_for_what_it_routes() {
+    use crate::rollout::settings::StillRouting::Keep;
+    let mut machine = Machine::new(plan(&["a1"], 1), proxy_settings(Keep));
+    let mut steps = verified_start();
+    steps.extend([
+        (0, proxy(&[("b1", Route::Out)]), "ask proxy [b1] until 31s"),
+        (
+            1,
+            Input::Routing(Err("refused".into())),
+            "ask proxy [b1] until 31s",
+        ),
+        (1, proxy(&[("b1", Route::Serving)]), "pre-stop a1"),
+        (
+            0,
+            Input::PreStopFinished(vec![]),
+            "ask proxy [a1] until 33s",
+        ),
+        (
+            1,
+            proxy(&[("a1", Route::Serving)]),
+            "ask proxy [a1] until 33s",
+        ),
+        (
+            1,
+            proxy(&[("a1", Route::Finishing { in_flight: 2 })]),
+            "ask proxy [a1] until 33s",
+        ),
+        (
+            0,
+            Input::Routing(Err("timeout".into())),
+            "ask proxy [a1] until 33s",
+        ),
+        (0, proxy(&[("a1", Route::Out)]), "retire a1"),
+        (0, Input::Done, "verify"),
+        (
+            0,
+            Input::Verified(vec![container("b1", Health::Healthy)]),
+            "exit 0",
+        ),
+    ]);
+    run(&mut machine, steps).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_proxy_that_never_routes_to_the_new_containers_rolls_back() {
+    use crate::rollout::settings::StillRouting::Keep;
+    let mut machine = Machine::new(plan(&["a1"], 1), proxy_settings(Keep));
+    let mut steps = verified_start();
+    steps.extend([
+        (1, proxy(&[("b1", Route::Out)]), "ask proxy [b1] until 31s"),
+        // Healthy, so possibly in the proxy's rotation after all: drained before removal.
+        (29, Input::Deadline, "pre-stop b1"),
+        (
+            0,
+            Input::PreStopFinished(vec![]),
+            "ask proxy [b1] until 61s",
+        ),
+        (1, proxy(&[("b1", Route::Out)]), "rollback keeping a1"),
+    ]);
+    run(&mut machine, steps).await;
+    let finish = machine.handle(Input::Done, Instant::now());
+    let message = finish_message(&finish);
+    assert!(
+        message.contains("the proxy did not route to new container(s) b1 within 30.00s")
+            && message.contains("b1 not routed")
+            && message.contains("test proxy")
+            && message.contains("rolled back"),
+        "{message}"
+    );
+    assert!(matches!(
+        finish,
+        Action::Finish(Outcome {
+            exit: Exit::RolledBack,
+            ..
+        })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_old_container_the_proxy_keeps_routing_to_is_kept_serving_by_default() {
+    use crate::rollout::settings::StillRouting::Keep;
+    let mut machine = Machine::new(plan(&["a1", "a2"], 2), proxy_settings(Keep));
+    let steps = vec![
+        (0, Input::Begin, "scale 4"),
+        (
+            0,
+            Input::Scaled(vec![created("b1", true), created("b2", true)]),
+            "watch [b1,b2] until 6s",
+        ),
+        (1, all_healthy(&["b1", "b2"]), "ask proxy [b1,b2] until 31s"),
+        (
+            0,
+            proxy(&[("b1", Route::Serving), ("b2", Route::Serving)]),
+            "pre-stop a1,a2",
+        ),
+        (
+            0,
+            Input::PreStopFinished(vec![]),
+            "ask proxy [a1,a2] until 31s",
+        ),
+        (
+            1,
+            proxy(&[("a1", Route::Out), ("a2", Route::Serving)]),
+            "ask proxy [a1,a2] until 31s",
+        ),
+        (29, Input::Deadline, "undo pre-stop a2"),
+        (0, Input::Done, "retire a1"),
+        (0, Input::Done, "verify"),
+        (
+            0,
+            Input::Verified(vec![
+                container("b1", Health::Healthy),
+                container("b2", Health::Healthy),
+                container("a2", Health::Unhealthy),
+            ]),
+            "exit 1",
+        ),
+    ];
+    let last = run(&mut machine, steps).await;
+    let message = finish_message(&last);
+    assert!(
+        message.contains("1 old one(s) kept serving because the proxy still routed to them (a2)"),
+        "{message}"
+    );
+    let notes = format!("{:?}", machine.take_notes());
+    assert!(
+        notes.contains("still routes to old container(s) a2 after 30.00s (a2 routed: test proxy")
+            && notes.contains("--proxy-still-routing keep"),
+        "{notes}"
+    );
+    assert!(machine.is_mixed(), "the journal is kept for the next run");
+}
+
+#[tokio::test(start_paused = true)]
+async fn told_to_stop_it_stops_what_the_proxy_still_routes_to() {
+    use crate::rollout::settings::StillRouting::Stop;
+    let mut machine = Machine::new(plan(&["a1"], 1), proxy_settings(Stop));
+    let mut steps = verified_start();
+    steps.extend([
+        (0, proxy(&[("b1", Route::Serving)]), "pre-stop a1"),
+        (
+            0,
+            Input::PreStopFinished(vec![]),
+            "ask proxy [a1] until 31s",
+        ),
+        // An unanswered proxy counts as still routing.
+        (
+            0,
+            Input::Routing(Err("refused".into())),
+            "ask proxy [a1] until 31s",
+        ),
+        (30, Input::Deadline, "retire a1"),
+    ]);
+    run(&mut machine, steps).await;
+    let notes = format!("{:?}", machine.take_notes());
+    assert!(
+        notes.contains("a1 after 30.00s (unknown: refused)")
+            && notes.contains("stopping them anyway"),
+        "{notes}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_while_the_proxy_drops_the_old_ones_finishes_that_step() {
+    use crate::rollout::settings::StillRouting::Keep;
+    let interrupted = || {
+        let mut steps = verified_start();
+        steps.extend([
+            (0, proxy(&[("b1", Route::Serving)]), "pre-stop a1"),
+            (
+                0,
+                Input::PreStopFinished(vec![]),
+                "ask proxy [a1] until 31s",
+            ),
+            (
+                0,
+                Input::Interrupted(Signal::Interrupt),
+                "ask proxy [a1] until 31s",
+            ),
+        ]);
+        steps
+    };
+    let mut patient = Machine::new(plan(&["a1"], 1), proxy_settings(Keep));
+    let mut steps = interrupted();
+    steps.push((1, proxy(&[("a1", Route::Out)]), "retire a1"));
+    run(&mut patient, steps).await;
+
+    let mut impatient = Machine::new(plan(&["a1"], 1), proxy_settings(Keep));
+    let mut steps = interrupted();
+    steps.push((0, Input::Interrupted(Signal::Interrupt), "retire a1"));
+    run(&mut impatient, steps).await;
 }

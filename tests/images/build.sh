@@ -86,7 +86,9 @@ build haproxy:2.6 "$work/haproxy"
 
 # traefik:v3 — like the official image, the binary is the entrypoint: compose's `command:` gives
 # its flags. Static, it needs no libraries, no /etc/passwd and (without ACME) no CA certificates.
-traefik_bin=${TRAEFIK_BIN:-$(command -v traefik || true)}
+# TRAEFIK_BIN, else the copy tests/setup.sh unpacked into its cache, else one on PATH.
+cached=$(ls -d "${DOCKER_REROLL_CACHE:-/var/cache/docker-reroll}"/traefik-*/traefik 2>/dev/null | tail -n 1 || true)
+traefik_bin=${TRAEFIK_BIN:-${cached:-$(command -v traefik || true)}}
 [[ -n $traefik_bin && -x $traefik_bin ]] || die "no traefik binary: run tests/setup.sh, or set TRAEFIK_BIN"
 file_out=$(ldd "$traefik_bin" 2>&1 || true)
 [[ $file_out == *"not a dynamic executable"* ]] || die "$traefik_bin is not static"

@@ -129,8 +129,15 @@ pub struct Cli {
     #[arg(short, long, help_heading = "Output", conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Docker context (also a Docker global flag given before `reroll`).
-    #[arg(short = 'c', long, value_name = "NAME", help_heading = "Docker")]
+    /// Docker context (also a Docker global flag given before `reroll`); not with --host, as
+    /// for Docker's CLI.
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "NAME",
+        help_heading = "Docker",
+        conflicts_with = "host"
+    )]
     pub context: Option<String>,
     /// Docker daemon socket.
     #[arg(short = 'H', long, value_name = "HOST", help_heading = "Docker")]
@@ -222,8 +229,9 @@ impl Cli {
         }
     }
 
+    /// Docker's global flags and the endpoint they resolve to, in this process's environment.
     pub fn globals(&self) -> Globals {
-        Globals {
+        Globals::resolve(crate::docker::command::DockerGlobals {
             context: self.context.clone(),
             host: self.host.clone(),
             config: self.config.clone(),
@@ -234,7 +242,7 @@ impl Cli {
             tlskey: self.tlskey.clone(),
             debug: self.debug,
             log_level: self.log_level.clone(),
-        }
+        })
     }
 
     /// Compose's project flags, in Compose's spelling.
@@ -348,14 +356,13 @@ mod tests {
 
     #[test]
     fn globals_parse_and_reach_the_builder() {
-        let cli =
-            Cli::try_parse_from(words("docker-reroll --context prod -H unix:///s -D web")).unwrap();
+        let cli = Cli::try_parse_from(words("docker-reroll --context prod -D web")).unwrap();
         assert_eq!(cli.services, ["web"]);
-        let globals = cli.globals();
-        assert_eq!(
-            globals.flags(),
-            ["--context=prod", "--host=unix:///s", "--debug"]
-        );
+        assert_eq!(cli.globals().flags(), ["--context=prod", "--debug"]);
+        let cli = Cli::try_parse_from(words("docker-reroll -H unix:///s web")).unwrap();
+        assert_eq!(cli.globals().flags(), ["--host=unix:///s"]);
+        let both = Cli::try_parse_from(words("docker-reroll -c prod -H unix:///s web"));
+        assert!(both.is_err(), "Docker's CLI refuses both too");
     }
 
     #[test]

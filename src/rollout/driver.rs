@@ -430,9 +430,9 @@ impl<'a> Driver<'a> {
                 let mut command = crate::docker::command::detached(&argv[0]);
                 command
                     .args(&argv[1..])
-                    .envs(env)
                     .stdin(Stdio::null())
                     .kill_on_drop(true);
+                env.apply(&mut command);
                 let result = timeout(PRE_STOP_LIMIT, command.output()).await;
                 (id, argv, result)
             });

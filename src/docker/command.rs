@@ -8,60 +8,7 @@ use std::time::Instant;
 
 use tokio::process::Command;
 
-/// The global flags Docker's CLI gives a plugin before its name, as given on the command line.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DockerGlobals {
-    pub context: Option<String>,
-    pub host: Option<String>,
-    pub config: Option<String>,
-    pub tls: bool,
-    pub tlsverify: bool,
-    pub tlscacert: Option<String>,
-    pub tlscert: Option<String>,
-    pub tlskey: Option<String>,
-    pub debug: bool,
-    pub log_level: Option<String>,
-}
-
-impl DockerGlobals {
-    pub fn flags(&self) -> Vec<String> {
-        let mut flags = Vec::new();
-        let mut with_value = |flag: &str, value: &Option<String>| {
-            if let Some(value) = value {
-                flags.push(format!("{flag}={value}"));
-            }
-        };
-        with_value("--config", &self.config);
-        with_value("--context", &self.context);
-        with_value("--host", &self.host);
-        with_value("--log-level", &self.log_level);
-        with_value("--tlscacert", &self.tlscacert);
-        with_value("--tlscert", &self.tlscert);
-        with_value("--tlskey", &self.tlskey);
-        if self.tls {
-            flags.push("--tls".into());
-        }
-        if self.tlsverify {
-            flags.push("--tlsverify".into());
-        }
-        if self.debug {
-            flags.push("--debug".into());
-        }
-        flags
-    }
-
-    /// Whether the environment can say all that the flags say: no TLS files, debug mode or log
-    /// level.
-    fn fit_environment(&self) -> bool {
-        !self.tls
-            && !self.tlsverify
-            && self.tlscacert.is_none()
-            && self.tlscert.is_none()
-            && self.tlskey.is_none()
-            && !self.debug
-            && self.log_level.is_none()
-    }
-}
+use super::globals::DockerGlobals;
 
 /// The engine every child reaches, resolved once with the Docker CLI's precedence: `-H` (or
 /// `--context`: the CLI refuses both), then `DOCKER_HOST`, then `DOCKER_CONTEXT`, then the CLI's

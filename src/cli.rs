@@ -13,20 +13,10 @@ use crate::rollout::settings::{FailureAction, Order};
 use crate::service_settings::Layer;
 use crate::template::Template;
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0    done: the new containers serve
-  1    failed and rolled back: the old containers still serve (with failure_action pause or
-       continue: failed part of the way, old and new serve side by side)
-  2    usage or precondition error: nothing was changed
-  3    failed and cleanup is incomplete: the output says what is left and how to fix it
-  130  interrupted (SIGINT) and rolled back
-  143  terminated (SIGTERM) and rolled back";
-
 /// Roll a Docker Compose service to a new version with zero failed requests: scale out, wait
 /// until the new containers are healthy, drain the old ones, retire them.
 #[derive(Debug, Parser)]
-#[command(name = "docker-reroll", version, after_help = EXIT_CODES)]
+#[command(name = "docker-reroll", version, after_help = crate::exit::Exit::help_text())]
 pub struct Cli {
     /// The Compose services to roll. One named service is always rolled; with none (every
     /// service of the project) or several, only those whose config or image changed, in

@@ -269,6 +269,14 @@ mod tests {
         text.split_whitespace().map(OsString::from).collect()
     }
 
+    /// clap's own checks of the definition (conflicting names, bad references, …), which it
+    /// otherwise runs only in debug builds when a command line is parsed.
+    #[test]
+    fn the_command_line_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
     #[test]
     fn drops_the_plugin_name_after_docker_globals() {
         let cases = [

@@ -2,8 +2,7 @@
 //! call and answers from a script: what it calls, in which order, and how it ends, for the happy
 //! path, every failure, signals, the lock, recovery after kill -9, and each refusal.
 //!
-//! Run with `cargo test --features test-fakes --test cli`; no Docker needed.
-#![cfg(feature = "test-fakes")]
+//! Run with `cargo test --test cli`; no Docker needed.
 
 #[path = "cli/orphans.rs"]
 mod orphans;

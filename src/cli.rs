@@ -14,20 +14,10 @@ use crate::rollout::settings::{FailureAction, Order, StillRouting};
 use crate::service_settings::Layer;
 use crate::template::Template;
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0    done: the new containers serve
-  1    failed and rolled back: the old containers still serve (with failure_action pause or
-       continue: failed part of the way, old and new serve side by side)
-  2    usage or precondition error: nothing was changed
-  3    failed and cleanup is incomplete: the output says what is left and how to fix it
-  130  interrupted (SIGINT) and rolled back
-  143  terminated (SIGTERM) and rolled back";
-
 /// Roll a Docker Compose service to a new version with zero failed requests: scale out, wait
 /// until the new containers are healthy, drain the old ones, retire them.
 #[derive(Debug, Parser)]
-#[command(name = "docker-reroll", version, after_help = EXIT_CODES)]
+#[command(name = "docker-reroll", version, after_help = crate::exit::Exit::help_text())]
 pub struct Cli {
     /// The Compose services to roll. One named service is always rolled; with none (every
     /// service of the project) or several, only those whose config or image changed, in
@@ -156,36 +146,9 @@ pub struct Cli {
     #[arg(short, long, help_heading = "Output", conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Docker context (also a Docker global flag given before `reroll`).
-    #[arg(short = 'c', long, value_name = "NAME", help_heading = "Docker")]
-    pub context: Option<String>,
-    /// Docker daemon socket.
-    #[arg(short = 'H', long, value_name = "HOST", help_heading = "Docker")]
-    pub host: Option<String>,
-    /// Docker client config directory.
-    #[arg(long, value_name = "DIR", help_heading = "Docker")]
-    pub config: Option<String>,
-    /// Use TLS to reach the daemon.
-    #[arg(long, help_heading = "Docker")]
-    pub tls: bool,
-    /// Use TLS and verify the daemon's certificate.
-    #[arg(long, help_heading = "Docker")]
-    pub tlsverify: bool,
-    /// Trust certificates signed by this CA.
-    #[arg(long, value_name = "FILE", help_heading = "Docker")]
-    pub tlscacert: Option<String>,
-    /// TLS certificate file.
-    #[arg(long, value_name = "FILE", help_heading = "Docker")]
-    pub tlscert: Option<String>,
-    /// TLS key file.
-    #[arg(long, value_name = "FILE", help_heading = "Docker")]
-    pub tlskey: Option<String>,
-    /// Docker's debug mode.
-    #[arg(short = 'D', long, help_heading = "Docker")]
-    pub debug: bool,
-    /// Docker's log level.
-    #[arg(short = 'l', long, value_name = "LEVEL", help_heading = "Docker")]
-    pub log_level: Option<String>,
+    /// Docker's global flags.
+    #[command(flatten)]
+    pub docker: crate::docker::globals::DockerGlobals,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -275,19 +238,9 @@ impl Cli {
         }
     }
 
+    /// Docker's global flags and the endpoint they resolve to, in this process's environment.
     pub fn globals(&self) -> Globals {
-        Globals {
-            context: self.context.clone(),
-            host: self.host.clone(),
-            config: self.config.clone(),
-            tls: self.tls,
-            tlsverify: self.tlsverify,
-            tlscacert: self.tlscacert.clone(),
-            tlscert: self.tlscert.clone(),
-            tlskey: self.tlskey.clone(),
-            debug: self.debug,
-            log_level: self.log_level.clone(),
-        }
+        Globals::resolve(self.docker.clone())
     }
 
     /// Compose's project flags, in Compose's spelling.
@@ -317,38 +270,34 @@ impl Cli {
     }
 }
 
-/// Docker's global flags that take a value, as a plugin may receive them.
-const GLOBALS_WITH_VALUE: [&str; 11] = [
-    "-c",
-    "--context",
-    "-H",
-    "--host",
-    "--config",
-    "-l",
-    "--log-level",
-    "--tlscacert",
-    "--tlscert",
-    "--tlskey",
-    "--log-opt",
-];
-const GLOBAL_SWITCHES: [&str; 4] = ["-D", "--debug", "--tls", "--tlsverify"];
-
 /// Run as `docker reroll …`, Docker calls `docker-reroll [GLOBALS] reroll [ARGS]`: drop the
 /// plugin's name so the globals and the arguments parse as one command line.
 pub fn plugin_args(args: Vec<OsString>, invoked_as_plugin: bool) -> Vec<OsString> {
     if !invoked_as_plugin {
         return args;
     }
+    let globals = crate::docker::globals::DockerGlobals::spellings();
     let mut index = 1;
     while index < args.len() {
         let word = args[index].to_string_lossy();
-        let flag = word.split('=').next().unwrap_or("");
-        if GLOBALS_WITH_VALUE.contains(&flag) {
-            index += if word.contains('=') { 1 } else { 2 };
-        } else if GLOBAL_SWITCHES.contains(&flag) {
-            index += 1;
-        } else {
-            break;
+        // Whether the word is a global flag whose value is the next word.
+        let value_next = globals.iter().find_map(|global| {
+            global.short.iter().chain([&global.long]).find_map(|name| {
+                let rest = word.strip_prefix(name.as_str())?;
+                // `--host=H`, `-H=H`, `-HH`, `--tls=true`: the value in the same word.
+                let attached = rest.starts_with('=')
+                    || (global.takes_value && !name.starts_with("--") && !rest.is_empty());
+                if rest.is_empty() {
+                    Some(global.takes_value)
+                } else {
+                    attached.then_some(false)
+                }
+            })
+        });
+        match value_next {
+            Some(true) => index += 2,
+            Some(false) => index += 1,
+            None => break,
         }
     }
     let mut args = args;
@@ -373,6 +322,14 @@ mod tests {
         text.split_whitespace().map(OsString::from).collect()
     }
 
+    /// clap's own checks of the definition (conflicting names, bad references, …), which it
+    /// otherwise runs only in debug builds when a command line is parsed.
+    #[test]
+    fn the_command_line_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
     #[test]
     fn drops_the_plugin_name_after_docker_globals() {
         let cases = [
@@ -389,6 +346,14 @@ mod tests {
                 "docker-reroll -l info reroll reroll",
                 "docker-reroll -l info reroll",
             ),
+            (
+                "docker-reroll -Hunix:///s --tls=true --tlscert c.pem --config=/d reroll web",
+                "docker-reroll -Hunix:///s --tls=true --tlscert c.pem --config=/d web",
+            ),
+            (
+                "docker-reroll --tlsverify --log-level debug -c prod reroll web",
+                "docker-reroll --tlsverify --log-level debug -c prod web",
+            ),
         ];
         for (given, expected) in cases {
             assert_eq!(plugin_args(words(given), true), words(expected), "{given}");
@@ -401,14 +366,13 @@ mod tests {
 
     #[test]
     fn globals_parse_and_reach_the_builder() {
-        let cli =
-            Cli::try_parse_from(words("docker-reroll --context prod -H unix:///s -D web")).unwrap();
+        let cli = Cli::try_parse_from(words("docker-reroll --context prod -D web")).unwrap();
         assert_eq!(cli.services, ["web"]);
-        let globals = cli.globals();
-        assert_eq!(
-            globals.flags(),
-            ["--context=prod", "--host=unix:///s", "--debug"]
-        );
+        assert_eq!(cli.globals().flags(), ["--context=prod", "--debug"]);
+        let cli = Cli::try_parse_from(words("docker-reroll -H unix:///s web")).unwrap();
+        assert_eq!(cli.globals().flags(), ["--host=unix:///s"]);
+        let both = Cli::try_parse_from(words("docker-reroll -c prod -H unix:///s web"));
+        assert!(both.is_err(), "Docker's CLI refuses both too");
     }
 
     #[test]

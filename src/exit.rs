@@ -1,4 +1,6 @@
-//! The exit-code table (documented in the README) and the error that carries one.
+//! The exit codes, written once: the `Exit` enum gives each its code and meaning, `--help` and
+//! the README's table are made from it (a test holds the README to it); and the error that
+//! carries one.
 
 use std::fmt;
 
@@ -24,6 +26,17 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every variant, in the order of the table.
+    pub const ALL: [Exit; 7] = [
+        Exit::Done,
+        Exit::RolledBack,
+        Exit::Partial,
+        Exit::Usage,
+        Exit::Incomplete,
+        Exit::Interrupted,
+        Exit::Terminated,
+    ];
+
     pub fn code(self) -> u8 {
         match self {
             Exit::Done => 0,
@@ -33,6 +46,74 @@ impl Exit {
             Exit::Interrupted => 130,
             Exit::Terminated => 143,
         }
+    }
+
+    /// What the code tells the user, in the README's words (Markdown).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Done => "done: N new containers serve",
+            Exit::RolledBack => {
+                "failed and rolled back: the old containers still serve, no new container is left"
+            }
+            Exit::Partial => {
+                "with `failure_action: pause` / `continue`, failed part of the way: old and new \
+                 containers serve side by side, and the output lists both"
+            }
+            Exit::Usage => "usage or precondition error: nothing was changed",
+            Exit::Incomplete => {
+                "failed and cleanup is incomplete: the output says exactly what is left and the \
+                 command that fixes it"
+            }
+            Exit::Interrupted => "interrupted by SIGINT, after rolling back",
+            Exit::Terminated => "terminated by SIGTERM, after rolling back",
+        }
+    }
+
+    /// The documented table: a row a code, with the meanings of the variants that share it.
+    pub fn table() -> Vec<(u8, String)> {
+        let mut rows: Vec<(u8, String)> = Vec::new();
+        for exit in Exit::ALL {
+            match rows.last_mut() {
+                Some((code, meaning)) if *code == exit.code() => {
+                    meaning.push_str("; or, ");
+                    meaning.push_str(exit.meaning());
+                }
+                _ => rows.push((exit.code(), exit.meaning().to_owned())),
+            }
+        }
+        rows
+    }
+
+    /// The table as the README has it under "### Exit codes".
+    pub fn markdown_table() -> String {
+        let mut table = String::from("| code | meaning |\n|---|---|\n");
+        for (code, meaning) in Exit::table() {
+            table.push_str(&format!("| {code} | {meaning} |\n"));
+        }
+        table
+    }
+
+    /// The table as `--help` ends, wrapped to 100 columns.
+    pub fn help_text() -> String {
+        const WIDTH: usize = 100;
+        const INDENT: &str = "       ";
+        let mut text = String::from("Exit codes:");
+        for (code, meaning) in Exit::table() {
+            let mut line = format!("  {code:<5}");
+            for word in meaning.replace('`', "").split_whitespace() {
+                if line.len() + 1 + word.len() > WIDTH {
+                    text.push('\n');
+                    text.push_str(line.trim_end());
+                    line = INDENT.to_owned();
+                } else if line.len() > INDENT.len() {
+                    line.push(' ');
+                }
+                line.push_str(word);
+            }
+            text.push('\n');
+            text.push_str(&line);
+        }
+        text
     }
 }
 
@@ -67,3 +148,39 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_is_in_the_table_once_and_codes_ascend() {
+        let mut seen = Vec::new();
+        for exit in Exit::ALL {
+            // No wildcard: a new variant must be placed here, and in ALL.
+            match exit {
+                Exit::Done
+                | Exit::RolledBack
+                | Exit::Partial
+                | Exit::Usage
+                | Exit::Incomplete
+                | Exit::Interrupted
+                | Exit::Terminated => assert!(!seen.contains(&exit), "{exit:?} twice"),
+            }
+            seen.push(exit);
+        }
+        let codes: Vec<u8> = Exit::table().iter().map(|(code, _)| *code).collect();
+        assert!(codes.is_sorted(), "{codes:?}");
+        assert_eq!(codes, [0, 1, 2, 3, 130, 143]);
+    }
+
+    #[test]
+    fn the_help_text_lists_every_code_within_100_columns() {
+        let help = Exit::help_text();
+        assert!(help.lines().all(|line| line.len() <= 100), "{help}");
+        assert!(!help.contains('`'), "{help}");
+        for (code, _) in Exit::table() {
+            assert!(help.contains(&format!("\n  {code:<5}")), "{code}\n{help}");
+        }
+    }
+}

@@ -555,8 +555,7 @@ mod tests {
             pre_stop_cmd: template("docker exec {id} touch /.dead"),
             ..Layer::default()
         };
-        let x_reroll =
-            |value: serde_json::Value| parse_x_reroll("web", Some(&value)).unwrap().settings;
+        let x_reroll = |value: Value| parse_x_reroll("web", Some(&value)).unwrap().settings;
         let cases = [
             (
                 json!({"proxy": "traefik"}),

@@ -2,8 +2,7 @@
 //! call and answers from a script: what it calls, in which order, and how it ends, for the happy
 //! path, every failure, signals, the lock, recovery after kill -9, and each refusal.
 //!
-//! Run with `cargo test --features test-fakes --test cli`; no Docker needed.
-#![cfg(feature = "test-fakes")]
+//! Run with `cargo test --test cli`; no Docker needed.
 
 #[path = "cli/orphans.rs"]
 mod orphans;
@@ -428,27 +427,32 @@ fn a_failed_rollback_after_a_failed_scale_names_the_containers_left() {
 // ---------------------------------------------------------------------------------------------
 // Docker's global flags reach every call
 
-/// Asserts every recorded docker call carries `flag` before its subcommand, and every pre-stop
-/// command and standalone `docker-compose` gets `env` instead.
+/// Asserts every recorded docker call carries `flag` before its subcommand (a standalone
+/// `docker-compose` and a pre-stop command take none), and every call, whatever the program, has
+/// the endpoint `env` and not the other variable, which would contradict it.
 #[track_caller]
 fn assert_everywhere(run: &scenario::Run, flag: &str, env: (&str, &str)) {
     assert!(run.calls.len() > 8, "{run}");
+    let other = match env.0 {
+        "DOCKER_HOST" => "DOCKER_CONTEXT",
+        _ => "DOCKER_HOST",
+    };
     for call in &run.calls {
+        assert_eq!(
+            call.env.get(env.0).map(String::as_str),
+            Some(env.1),
+            "{call:?}\n{run}"
+        );
+        assert_eq!(call.env.get(other), None, "{call:?}\n{run}");
         let pre_stop = call.args.first().is_some_and(|a| a == "exec");
-        if pre_stop || call.prog == "docker-compose" {
-            assert_eq!(
-                call.env.get(env.0).map(String::as_str),
-                Some(env.1),
-                "{call:?}\n{run}"
-            );
-        } else {
+        if !pre_stop && call.prog != "docker-compose" {
             assert_eq!(call.globals(), [flag], "{call:?}\n{run}");
         }
     }
 }
 
 #[test]
-fn context_and_host_reach_every_docker_call_and_the_pre_stop_environment() {
+fn context_and_host_reach_every_call_over_what_the_environment_says() {
     let cases = [
         (
             &["--context", "staging"][..],
@@ -470,7 +474,13 @@ fn context_and_host_reach_every_docker_call_and_the_pre_stop_environment() {
         let template = pre_stop("exec {id} touch /.dead");
         let mut args = flags.to_vec();
         args.extend(["--pre-stop-cmd", &template, "web"]);
-        let run = quick().run(&args);
+        let world = quick();
+        // What the shell had: each would win over the flag for a child that inherited it.
+        let mut command = world.command(&args);
+        command
+            .env("DOCKER_HOST", "unix:///nonexistent.sock")
+            .env("DOCKER_CONTEXT", "bogus");
+        let run = world.spawn(command).finish();
         run.assert_exit(0);
         assert_everywhere(&run, flag, env);
         assert!(
@@ -485,6 +495,34 @@ fn context_and_host_reach_every_docker_call_and_the_pre_stop_environment() {
 }
 
 #[test]
+fn without_flags_docker_host_wins_over_docker_context_for_every_call() {
+    let world = quick();
+    let template = pre_stop("exec {id} touch /.dead");
+    let mut command = world.command(&["--pre-stop-cmd", &template, "web"]);
+    command
+        .env("DOCKER_HOST", "tcp://engine:2375")
+        .env("DOCKER_CONTEXT", "other");
+    let run = world.spawn(command).finish();
+    run.assert_exit(0);
+    for call in &run.calls {
+        assert_eq!(call.globals(), Vec::<&str>::new(), "{call:?}\n{run}");
+        assert_eq!(
+            call.env.get("DOCKER_HOST").map(String::as_str),
+            Some("tcp://engine:2375"),
+            "{call:?}\n{run}"
+        );
+        assert_eq!(call.env.get("DOCKER_CONTEXT"), None, "{call:?}\n{run}");
+    }
+}
+
+#[test]
+fn refuses_both_host_and_context_as_docker_does() {
+    let run = Scenario::new().run(&["-H", "unix:///s", "--context", "prod", "web"]);
+    run.assert_refused("--context", "--host");
+    assert!(run.calls.is_empty(), "{run}");
+}
+
+#[test]
 fn as_a_plugin_the_globals_given_before_reroll_reach_every_call() {
     let world = quick();
     let template = pre_stop("exec {id} touch /.dead");
@@ -496,7 +534,9 @@ fn as_a_plugin_the_globals_given_before_reroll_reach_every_call() {
         &template,
         "web",
     ]);
-    command.env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "docker");
+    command
+        .env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "docker")
+        .env("DOCKER_HOST", "unix:///nonexistent.sock");
     let run = world.spawn(command).finish();
     run.assert_exit(0);
     assert_everywhere(&run, "--context=staging", ("DOCKER_CONTEXT", "staging"));
@@ -504,9 +544,10 @@ fn as_a_plugin_the_globals_given_before_reroll_reach_every_call() {
 
 #[test]
 fn a_standalone_compose_v2_is_used_with_the_globals_as_environment() {
-    let run = quick()
-        .compose(Compose::Standalone("2.29.7"))
-        .run(&["--context", "staging", "web"]);
+    let world = quick().compose(Compose::Standalone("2.29.7"));
+    let mut command = world.command(&["--context", "staging", "web"]);
+    command.env("DOCKER_HOST", "unix:///nonexistent.sock");
+    let run = world.spawn(command).finish();
     run.assert_exit(0);
     assert_everywhere(&run, "--context=staging", ("DOCKER_CONTEXT", "staging"));
     assert_eq!(

@@ -441,50 +441,77 @@ async fn rollout_without_the_drain_recipe_fails_requests() {
     );
 }
 
-/// Scenario 11: as a Docker CLI plugin, `docker --context NAME reroll` works on that context's
-/// engine. The CLI's current context is a dead one, so any call that ignored `--context` fails.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugin_follows_the_docker_context() {
+/// The engine the tests run on.
+fn engine() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or("unix:///var/run/docker.sock".into())
+}
+
+/// `docker GLOBALS reroll …` (the README's command) rolls two replicas to version b under load,
+/// without a failed request, in a private Docker config: the plugin, Compose, a context
+/// `reroll-e2e` for the engine, and as the current context a dead one, so that any call that
+/// ignored the globals fails. The shell's DOCKER_HOST and DOCKER_CONTEXT are `inherited`.
+async fn roll_as_plugin(name: &str, globals: &[&str], inherited: &[(&str, &str)]) {
     let Some(_machine) = begin().await else {
         return;
     };
-    let scenario = Scenario::start("haproxy", "context", 2).await;
+    let scenario = &Scenario::start("haproxy", name, 2).await;
     let config = tempfile::tempdir().expect("no temporary directory");
     install_plugins(config.path());
-    let engine = std::env::var("DOCKER_HOST").unwrap_or("unix:///var/run/docker.sock".into());
-    create_context(config.path(), "reroll-e2e", &engine, false).await;
+    create_context(config.path(), "reroll-e2e", &engine(), false).await;
     create_context(config.path(), "reroll-e2e-dead", "tcp://127.0.0.1:1", true).await;
     let config_env = [(
         "DOCKER_CONFIG",
         config.path().to_str().expect("path not UTF-8"),
     )];
 
-    let mut argv = vec![
-        "--context".to_owned(),
-        "reroll-e2e".to_owned(),
-        "reroll".to_owned(),
-    ];
-    argv.extend(documented_args(&scenario));
+    let mut argv: Vec<String> = globals.iter().map(|s| s.to_string()).collect();
+    argv.push("reroll".into());
+    argv.extend(documented_args(scenario));
     let mut env = scenario.env();
     env.extend(VERSION_B);
     env.extend(config_env);
     let mut plugin = command("docker", &argv, scenario.dir(), &env);
     plugin
         .env_remove("DOCKER_HOST")
-        .env_remove("DOCKER_CONTEXT");
+        .env_remove("DOCKER_CONTEXT")
+        .envs(inherited.iter().copied());
     let load = Load::start(scenario.addr(), LOAD_LIMIT);
     tokio::time::sleep(SETTLE).await;
     let finished = run(plugin, ROLL_LIMIT).await;
     tokio::time::sleep(SETTLE).await;
     let tally = load.stop().await;
 
+    let what = format!("{inherited:?} docker {} reroll", globals.join(" "));
     report(&format!(
-        "context plugin: tool {:.1}s; load: {tally}",
+        "{what}: tool {:.1}s; load: {tally}",
         finished.elapsed.as_secs_f64()
     ));
-    assert_exit(&finished, 0, "docker --context reroll-e2e reroll");
-    assert_no_failures(&scenario, &tally, "plugin with --context").await;
+    assert_exit(&finished, 0, &what);
+    assert_no_failures(scenario, &tally, &what).await;
     assert_exactly(&scenario.app_containers().await, 2, "b");
+}
+
+/// Scenario 11: as a Docker CLI plugin, `docker --context NAME reroll` works on that context's
+/// engine. The CLI's current context is a dead one, so any call that ignored `--context` fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_follows_the_docker_context() {
+    roll_as_plugin("context", &["--context", "reroll-e2e"], &[]).await;
+}
+
+/// Scenario 11, with a shell whose DOCKER_HOST names no engine: `--context` wins over it, as in
+/// Docker's CLI, for every call, Compose and the pre-stop command included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_context_wins_over_a_bogus_docker_host() {
+    let bogus = [("DOCKER_HOST", "unix:///nonexistent.sock")];
+    roll_as_plugin("ctxhost", &["--context", "reroll-e2e"], &bogus).await;
+}
+
+/// Scenario 11, the other way round: `-H ENGINE` wins over a DOCKER_CONTEXT that names no
+/// context, for every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_host_wins_over_a_bogus_docker_context() {
+    let bogus = [("DOCKER_CONTEXT", "reroll-e2e-missing")];
+    roll_as_plugin("hostctx", &["-H", &engine()], &bogus).await;
 }
 
 /// Scenario 12: the Traefik example (whose image cannot be had here) is valid Compose, and its

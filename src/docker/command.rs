@@ -8,96 +8,114 @@ use std::time::Instant;
 
 use tokio::process::Command;
 
-/// The global flags Docker's CLI gives a plugin before its name, and their environment
-/// equivalents for programs that take no flags (standalone `docker-compose`, pre-stop commands).
+use super::globals::DockerGlobals;
+
+/// The engine every child reaches, resolved once with the Docker CLI's precedence: `-H` (or
+/// `--context`: the CLI refuses both), then `DOCKER_HOST`, then `DOCKER_CONTEXT`, then the CLI's
+/// current context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A daemon address: `-H`, or `DOCKER_HOST`.
+    Host(String),
+    /// A named context: `--context`, or `DOCKER_CONTEXT`.
+    Context(String),
+    /// Neither: the current context of the CLI's config (else the default socket).
+    Current,
+}
+
+impl Endpoint {
+    /// `env` reads a variable of this process's environment; an empty one counts as unset, as
+    /// for Docker's CLI.
+    pub fn resolve(flags: &DockerGlobals, env: impl Fn(&str) -> Option<String>) -> Endpoint {
+        let env = |name: &str| env(name).filter(|value| !value.is_empty());
+        if let Some(host) = &flags.host {
+            return Endpoint::Host(host.clone());
+        }
+        match &flags.context {
+            // The CLI's context `default` is the one `DOCKER_HOST` configures.
+            Some(context) if context == "default" => env("DOCKER_HOST")
+                .map_or_else(|| Endpoint::Context(context.clone()), Endpoint::Host),
+            Some(context) => Endpoint::Context(context.clone()),
+            None => env("DOCKER_HOST")
+                .map(Endpoint::Host)
+                .or_else(|| env("DOCKER_CONTEXT").map(Endpoint::Context))
+                .unwrap_or(Endpoint::Current),
+        }
+    }
+}
+
+/// What a child's environment says about the engine: variables set, and inherited ones removed,
+/// so that nothing inherited contradicts the endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChildEnv {
+    pub set: Vec<(&'static str, String)>,
+    pub removed: Vec<&'static str>,
+}
+
+impl ChildEnv {
+    pub fn apply(&self, command: &mut Command) {
+        for name in &self.removed {
+            command.env_remove(name);
+        }
+        command.envs(self.set.iter().map(|(name, value)| (name, value)));
+    }
+}
+
+/// Docker's global flags and the endpoint they resolve to, in this process's environment. Every
+/// `docker` and `docker compose` call, and every hook, gets both: the flags where the program
+/// takes them, the environment always.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Globals {
-    pub context: Option<String>,
-    pub host: Option<String>,
-    pub config: Option<String>,
-    pub tls: bool,
-    pub tlsverify: bool,
-    pub tlscacert: Option<String>,
-    pub tlscert: Option<String>,
-    pub tlskey: Option<String>,
-    pub debug: bool,
-    pub log_level: Option<String>,
+    pub flags: DockerGlobals,
+    pub endpoint: Endpoint,
 }
 
 impl Globals {
+    /// Resolves the endpoint from the flags and this process's environment.
+    pub fn resolve(flags: DockerGlobals) -> Globals {
+        let endpoint = Endpoint::resolve(&flags, |name| std::env::var(name).ok());
+        Globals { flags, endpoint }
+    }
+
     pub fn flags(&self) -> Vec<String> {
-        let mut flags = Vec::new();
-        let mut with_value = |flag: &str, value: &Option<String>| {
-            if let Some(value) = value {
-                flags.push(format!("{flag}={value}"));
-            }
+        self.flags.flags()
+    }
+
+    /// The environment of every child: for programs that take no flags (the Compose binary, a
+    /// hook) the only way to reach the engine, for `docker` the same as its flags.
+    pub fn env(&self) -> ChildEnv {
+        let (set, removed) = match &self.endpoint {
+            Endpoint::Host(host) => (vec![("DOCKER_HOST", host.clone())], vec!["DOCKER_CONTEXT"]),
+            Endpoint::Context(context) => (
+                vec![("DOCKER_CONTEXT", context.clone())],
+                vec!["DOCKER_HOST"],
+            ),
+            Endpoint::Current => (vec![], vec!["DOCKER_HOST", "DOCKER_CONTEXT"]),
         };
-        with_value("--config", &self.config);
-        with_value("--context", &self.context);
-        with_value("--host", &self.host);
-        with_value("--log-level", &self.log_level);
-        with_value("--tlscacert", &self.tlscacert);
-        with_value("--tlscert", &self.tlscert);
-        with_value("--tlskey", &self.tlskey);
-        if self.tls {
-            flags.push("--tls".into());
+        let mut env = ChildEnv { set, removed };
+        let flags = &self.flags;
+        if let Some(config) = &flags.config {
+            env.set.push(("DOCKER_CONFIG", config.clone()));
         }
-        if self.tlsverify {
-            flags.push("--tlsverify".into());
+        if flags.tlsverify {
+            env.set.push(("DOCKER_TLS_VERIFY", "1".into()));
         }
-        if self.debug {
-            flags.push("--debug".into());
-        }
-        flags
-    }
-
-    /// The same choices as environment variables, for child programs that are not `docker`.
-    /// Whether `env()` says all that the flags say: no TLS files, debug mode or log level.
-    fn fit_environment(&self) -> bool {
-        !self.tls
-            && !self.tlsverify
-            && self.tlscacert.is_none()
-            && self.tlscert.is_none()
-            && self.tlskey.is_none()
-            && !self.debug
-            && self.log_level.is_none()
-    }
-
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        let mut env = Vec::new();
-        if let Some(host) = &self.host {
-            env.push(("DOCKER_HOST", host.clone()));
-        }
-        if let Some(context) = &self.context {
-            env.push(("DOCKER_CONTEXT", context.clone()));
-        }
-        if let Some(config) = &self.config {
-            env.push(("DOCKER_CONFIG", config.clone()));
-        }
-        if self.tlsverify {
-            env.push(("DOCKER_TLS_VERIFY", "1".into()));
-        }
-        if let Some(cert) = self.tlscert.as_deref().or(self.tlscacert.as_deref())
+        if let Some(cert) = flags.tlscert.as_deref().or(flags.tlscacert.as_deref())
             && let Some(dir) = std::path::Path::new(cert).parent()
         {
-            env.push(("DOCKER_CERT_PATH", dir.display().to_string()));
+            env.set
+                .push(("DOCKER_CERT_PATH", dir.display().to_string()));
         }
         env
     }
 
     /// Which engine these flags reach, as a key for the per-service lock.
     pub fn endpoint(&self) -> String {
-        self.host
-            .clone()
-            .or_else(|| self.context.clone().map(|c| format!("context-{c}")))
-            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-            .or_else(|| {
-                std::env::var("DOCKER_CONTEXT")
-                    .ok()
-                    .filter(|c| !c.is_empty())
-                    .map(|c| format!("context-{c}"))
-            })
-            .unwrap_or_else(|| "default".into())
+        match &self.endpoint {
+            Endpoint::Host(host) => host.clone(),
+            Endpoint::Context(context) => format!("context-{context}"),
+            Endpoint::Current => "default".into(),
+        }
     }
 }
 
@@ -116,6 +134,8 @@ pub enum ComposeCli {
 pub struct Docker {
     program: String,
     globals: Globals,
+    /// `globals.env()`, the environment of every child.
+    env: ChildEnv,
     compose: ComposeCli,
     /// Project selection (`-f`, `-p`, `--env-file`, `--profile`, `--project-directory`).
     project_args: Vec<String>,
@@ -179,13 +199,14 @@ impl Docker {
         // A custom docker program brings its own Compose, and flags that the environment cannot
         // carry need the CLI: then `docker compose` it is.
         let compose = match custom {
-            None if globals.fit_environment() => {
+            None if globals.flags.fit_environment() => {
                 compose_plugin_binary(&globals).map_or(ComposeCli::Plugin, ComposeCli::PluginBinary)
             }
             _ => ComposeCli::Plugin,
         };
         Docker {
             program: custom.unwrap_or_else(|| "docker".into()),
+            env: globals.env(),
             globals,
             compose,
             project_args,
@@ -200,20 +221,27 @@ impl Docker {
         self.compose = compose;
     }
 
+    /// A child pointed at the endpoint: see [`Globals::env`].
+    fn child(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = detached(program);
+        self.env.apply(&mut command);
+        command
+    }
+
     /// `docker GLOBALS ARGS…`
     pub fn docker<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut command = detached(&self.program);
+        let mut command = self.child(&self.program);
         command.args(self.globals.flags());
         command.args(args.into_iter().map(Into::into));
         command
     }
 
     /// `docker GLOBALS compose PROJECT ARGS…`, or `docker-compose PROJECT ARGS…` with the
-    /// globals as environment variables.
+    /// globals as environment variables (which every child gets).
     pub fn compose<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
@@ -226,14 +254,12 @@ impl Docker {
                 command
             }
             ComposeCli::PluginBinary(ref path) => {
-                let mut command = detached(path);
-                command.envs(self.globals.env());
+                let mut command = self.child(path);
                 command.args(&self.project_args);
                 command
             }
             ComposeCli::Standalone => {
-                let mut command = detached("docker-compose");
-                command.envs(self.globals.env());
+                let mut command = self.child("docker-compose");
                 command.args(&self.project_args);
                 command
             }
@@ -244,8 +270,7 @@ impl Docker {
 
     /// `docker-compose` without project flags, for detecting it.
     pub fn standalone_compose_version(&self) -> Command {
-        let mut command = Command::new("docker-compose");
-        command.envs(self.globals.env());
+        let mut command = self.child("docker-compose");
         command.args(["version", "--short"]);
         command
     }
@@ -295,6 +320,7 @@ impl Docker {
 /// Where Docker's CLI looks for the `compose` plugin, in its order.
 fn compose_plugin_binary(globals: &Globals) -> Option<PathBuf> {
     let config = globals
+        .flags
         .config
         .clone()
         .map(PathBuf::from)
@@ -334,13 +360,13 @@ pub fn detached(program: impl AsRef<std::ffi::OsStr>) -> Command {
 
 /// A user's command (a pre-stop hook, a proxy check), rendered from its template: no shell, no
 /// input, killed if the run gives up on it, and pointed at the same engine as every docker call.
-pub fn user_command(argv: &[String], env: Vec<(&'static str, String)>) -> Command {
+pub fn user_command(argv: &[String], env: &ChildEnv) -> Command {
     let mut command = detached(&argv[0]);
     command
         .args(&argv[1..])
-        .envs(env)
-        .stdin(std::process::Stdio::null())
+        .stdin(Stdio::null())
         .kill_on_drop(true);
+    env.apply(&mut command);
     command
 }
 
@@ -356,6 +382,8 @@ pub fn show(command: &Command) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn args(command: &Command) -> Vec<String> {
@@ -366,29 +394,186 @@ mod tests {
             .collect()
     }
 
+    /// The variables a command sets, and those it removes.
+    fn env(command: &Command) -> (BTreeMap<String, String>, Vec<String>) {
+        let mut set = BTreeMap::new();
+        let mut removed = Vec::new();
+        for (name, value) in command.as_std().get_envs() {
+            let name = name.to_string_lossy().into_owned();
+            match value {
+                Some(value) => {
+                    set.insert(name, value.to_string_lossy().into_owned());
+                }
+                None => removed.push(name),
+            }
+        }
+        (set, removed)
+    }
+
+    fn globals(flags: DockerGlobals, endpoint: Endpoint) -> Globals {
+        Globals { flags, endpoint }
+    }
+
     #[test]
-    fn every_call_carries_the_globals_and_compose_carries_the_project() {
-        let globals = Globals {
-            context: Some("prod".into()),
-            tlsverify: true,
-            ..Globals::default()
+    fn the_endpoint_follows_the_docker_clis_precedence() {
+        let host = |h: &str| Endpoint::Host(h.into());
+        let context = |c: &str| Endpoint::Context(c.into());
+        // (-H, --context, DOCKER_HOST, DOCKER_CONTEXT) → the endpoint
+        let cases = [
+            ((None, None, None, None), Endpoint::Current),
+            ((None, None, Some(""), Some("")), Endpoint::Current),
+            ((None, None, None, Some("ctx")), context("ctx")),
+            (
+                (None, None, Some("unix:///e"), Some("ctx")),
+                host("unix:///e"),
+            ),
+            ((None, Some("x"), Some("unix:///bogus"), None), context("x")),
+            ((None, Some("x"), None, Some("bogus")), context("x")),
+            (
+                (Some("unix:///h"), None, None, Some("bogus")),
+                host("unix:///h"),
+            ),
+            (
+                (Some("unix:///h"), None, Some("unix:///e"), None),
+                host("unix:///h"),
+            ),
+            // The CLI's `default` context is the one DOCKER_HOST configures.
+            (
+                (None, Some("default"), Some("unix:///e"), None),
+                host("unix:///e"),
+            ),
+            (
+                (None, Some("default"), None, Some("ctx")),
+                context("default"),
+            ),
+        ];
+        for ((flag_host, flag_context, env_host, env_context), expected) in cases {
+            let flags = DockerGlobals {
+                host: flag_host.map(String::from),
+                context: flag_context.map(String::from),
+                ..DockerGlobals::default()
+            };
+            let env = |name: &str| match name {
+                "DOCKER_HOST" => env_host.map(String::from),
+                "DOCKER_CONTEXT" => env_context.map(String::from),
+                _ => None,
+            };
+            assert_eq!(
+                Endpoint::resolve(&flags, env),
+                expected,
+                "-H {flag_host:?} --context {flag_context:?} \
+                 DOCKER_HOST={env_host:?} DOCKER_CONTEXT={env_context:?}"
+            );
+        }
+    }
+
+    /// Every way a child is made: `docker`, Compose as a plugin, its binary run directly, a
+    /// standalone `docker-compose`, and the version probe of the latter.
+    fn every_child(globals: Globals) -> Vec<(String, Command)> {
+        let mut docker = Docker::new(globals, vec!["-p".into(), "shop".into()]);
+        let mut children = vec![("docker".to_owned(), docker.docker(["ps"]))];
+        for compose in [
+            ComposeCli::Plugin,
+            ComposeCli::PluginBinary("/plugins/docker-compose".into()),
+            ComposeCli::Standalone,
+        ] {
+            docker.use_compose(compose.clone());
+            children.push((format!("{compose:?}"), docker.compose(["ps"])));
+        }
+        children.push((
+            "docker-compose version".into(),
+            docker.standalone_compose_version(),
+        ));
+        children
+    }
+
+    /// What each of [`every_child`] is given as arguments, with these global flags.
+    #[track_caller]
+    fn assert_args(what: &str, command: &Command, flags: &[&str]) {
+        let expected = match what {
+            "docker" => [flags, &["ps"]].concat(),
+            "Plugin" => [flags, &["compose", "-p", "shop", "ps"]].concat(),
+            "docker-compose version" => vec!["version", "--short"],
+            _ => vec!["-p", "shop", "ps"],
         };
-        let docker = Docker::new(globals, vec!["-p".into(), "shop".into()]);
-        assert_eq!(
-            args(&docker.docker(["stop", "--", "abc"])),
-            ["--context=prod", "--tlsverify", "stop", "--", "abc"]
-        );
-        assert_eq!(
-            args(&docker.compose(["ps"])),
-            [
-                "--context=prod",
-                "--tlsverify",
-                "compose",
-                "-p",
-                "shop",
-                "ps"
+        assert_eq!(args(command), expected, "{what}");
+    }
+
+    #[test]
+    fn no_flags_leave_the_current_context_and_clear_empty_variables() {
+        let globals = globals(DockerGlobals::default(), Endpoint::Current);
+        for (what, command) in every_child(globals) {
+            let (set, removed) = env(&command);
+            assert!(set.is_empty(), "{what}: {set:?}");
+            for name in ["DOCKER_HOST", "DOCKER_CONTEXT"] {
+                assert!(removed.contains(&name.to_owned()), "{what}: {removed:?}");
+            }
+            assert_args(&what, &command, &[]);
+        }
+    }
+
+    #[test]
+    fn a_context_reaches_every_child_and_an_inherited_docker_host_does_not() {
+        let flags = DockerGlobals {
+            context: Some("prod".into()),
+            ..DockerGlobals::default()
+        };
+        for (what, command) in every_child(globals(flags, Endpoint::Context("prod".into()))) {
+            let (set, removed) = env(&command);
+            assert_eq!(
+                set.get("DOCKER_CONTEXT").map(String::as_str),
+                Some("prod"),
+                "{what}"
+            );
+            assert!(
+                removed.contains(&"DOCKER_HOST".to_owned()),
+                "{what}: {removed:?}"
+            );
+            assert!(!set.contains_key("DOCKER_HOST"), "{what}");
+        }
+    }
+
+    #[test]
+    fn every_flag_reaches_docker_and_a_host_every_child() {
+        let flags = DockerGlobals {
+            context: None,
+            host: Some("tcp://10.0.0.5:2376".into()),
+            config: Some("/cfg".into()),
+            tls: true,
+            tlsverify: true,
+            tlscacert: Some("/certs/ca.pem".into()),
+            tlscert: Some("/certs/cert.pem".into()),
+            tlskey: Some("/certs/key.pem".into()),
+            debug: true,
+            log_level: Some("debug".into()),
+        };
+        let globals = globals(flags, Endpoint::Host("tcp://10.0.0.5:2376".into()));
+        let all = [
+            "--config=/cfg",
+            "--host=tcp://10.0.0.5:2376",
+            "--log-level=debug",
+            "--tlscacert=/certs/ca.pem",
+            "--tlscert=/certs/cert.pem",
+            "--tlskey=/certs/key.pem",
+            "--tls",
+            "--tlsverify",
+            "--debug",
+        ];
+        for (what, command) in every_child(globals) {
+            let (set, removed) = env(&command);
+            let expected: BTreeMap<String, String> = [
+                ("DOCKER_HOST", "tcp://10.0.0.5:2376"),
+                ("DOCKER_CONFIG", "/cfg"),
+                ("DOCKER_TLS_VERIFY", "1"),
+                ("DOCKER_CERT_PATH", "/certs"),
             ]
-        );
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+            assert_eq!(set, expected, "{what}");
+            assert!(removed.contains(&"DOCKER_CONTEXT".to_owned()), "{what}");
+            assert_args(&what, &command, &all);
+        }
     }
 
     #[test]
@@ -399,10 +584,11 @@ mod tests {
         std::fs::create_dir(&plugins).unwrap();
         let binary = plugins.join("docker-compose");
         std::fs::write(&binary, "#!/bin/sh\n").unwrap();
-        let globals = Globals {
+        let flags = DockerGlobals {
             config: Some(config.path().display().to_string()),
-            ..Globals::default()
+            ..DockerGlobals::default()
         };
+        let globals = globals(flags.clone(), Endpoint::Current);
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_ne!(
             compose_plugin_binary(&globals),
@@ -412,9 +598,9 @@ mod tests {
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(compose_plugin_binary(&globals), Some(binary));
 
-        let with_tls_files = Globals {
+        let with_tls_files = DockerGlobals {
             tlscert: Some("/certs/client.pem".into()),
-            ..globals
+            ..flags
         };
         assert!(
             !with_tls_files.fit_environment(),
@@ -424,39 +610,8 @@ mod tests {
 
     #[test]
     fn children_do_not_inherit_the_plugin_handshake() {
-        let command = detached("docker-compose");
-        let removed: Vec<String> = command
-            .as_std()
-            .get_envs()
-            .filter(|(_, value)| value.is_none())
-            .map(|(key, _)| key.to_string_lossy().into_owned())
-            .collect();
+        let (_, removed) = env(&detached("docker-compose"));
         assert!(removed.contains(&"DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND".to_owned()));
         assert!(removed.contains(&"DOCKER_CLI_PLUGIN_SOCKET".to_owned()));
-    }
-
-    #[test]
-    fn standalone_compose_gets_the_globals_as_environment() {
-        let globals = Globals {
-            host: Some("tcp://10.0.0.5:2376".into()),
-            tlscert: Some("/certs/cert.pem".into()),
-            ..Globals::default()
-        };
-        let mut docker = Docker::new(globals, vec![]);
-        docker.use_compose(ComposeCli::Standalone);
-        let command = docker.compose(["config"]);
-        let env: Vec<_> = command
-            .as_std()
-            .get_envs()
-            .filter_map(|(k, v)| {
-                Some((
-                    k.to_string_lossy().into_owned(),
-                    v?.to_string_lossy().into_owned(),
-                ))
-            })
-            .collect();
-        assert!(env.contains(&("DOCKER_HOST".into(), "tcp://10.0.0.5:2376".into())));
-        assert!(env.contains(&("DOCKER_CERT_PATH".into(), "/certs".into())));
-        assert_eq!(args(&command), ["config"]);
     }
 }

@@ -4,6 +4,7 @@ pub mod command;
 pub mod compose;
 pub mod container;
 pub mod events;
+pub mod globals;
 pub mod image;
 pub mod service;
 

@@ -8,6 +8,7 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 use super::ProxyError;
+use crate::docker::command::ChildEnv;
 use crate::model::routing::{Route, Routing, Target};
 use crate::template::{Template, Values};
 
@@ -19,7 +20,7 @@ pub struct RoutesCommand {
     pub service: String,
     pub project: String,
     /// The environment that points child programs at the same engine as every docker call.
-    pub env: Vec<(&'static str, String)>,
+    pub env: ChildEnv,
 }
 
 impl RoutesCommand {
@@ -41,7 +42,7 @@ impl RoutesCommand {
             let env = self.env.clone();
             let id = target.id.clone();
             running.spawn(async move {
-                let mut command = crate::docker::command::user_command(&argv, env);
+                let mut command = crate::docker::command::user_command(&argv, &env);
                 command.stdout(Stdio::null()).stderr(Stdio::null());
                 let status = timeout(LIMIT, command.status()).await;
                 (id, shell_words::join(&argv), status)

@@ -8,6 +8,7 @@ pub mod traefik;
 
 use std::fmt;
 
+use crate::docker::command::ChildEnv;
 use crate::model::routing::{Routing, Target};
 use crate::template::Template;
 
@@ -87,7 +88,7 @@ impl Proxy {
         name: Option<&str>,
         cmd: Option<&Template>,
         naming: &Naming,
-        env: Vec<(&'static str, String)>,
+        env: ChildEnv,
     ) -> Result<Proxy, String> {
         let url = url.unwrap_or_default();
         Ok(match kind {

@@ -530,7 +530,7 @@ impl<'a> Driver<'a> {
             let env = self.docker.globals().env();
             let id = id.clone();
             running.spawn(async move {
-                let mut command = crate::docker::command::user_command(&argv, env);
+                let mut command = crate::docker::command::user_command(&argv, &env);
                 let result = timeout(PRE_STOP_LIMIT, command.output()).await;
                 (id, argv, result)
             });

@@ -1019,7 +1019,7 @@ async fn a_run_that_ends_short_of_its_target_does_not_exit_0() {
     );
 }
 
-fn proxy_settings(still_routing: crate::rollout::settings::StillRouting) -> Settings {
+fn proxy_settings(still_routing: StillRouting) -> Settings {
     Settings {
         pre_stop: true,
         undo_pre_stop: true,
@@ -1056,7 +1056,7 @@ fn verified_start() -> Vec<(u64, Input, &'static str)> {
 
 #[tokio::test(start_paused = true)]
 async fn with_a_proxy_every_transition_waits_for_what_it_routes() {
-    use crate::rollout::settings::StillRouting::Keep;
+    use StillRouting::Keep;
     let mut machine = Machine::new(plan(&["a1"], 1), proxy_settings(Keep));
     let mut steps = verified_start();
     steps.extend([
@@ -1100,7 +1100,7 @@ async fn with_a_proxy_every_transition_waits_for_what_it_routes() {
 
 #[tokio::test(start_paused = true)]
 async fn a_proxy_that_never_routes_to_the_new_containers_rolls_back() {
-    use crate::rollout::settings::StillRouting::Keep;
+    use StillRouting::Keep;
     let mut machine = Machine::new(plan(&["a1"], 1), proxy_settings(Keep));
     let mut steps = verified_start();
     steps.extend([
@@ -1135,7 +1135,7 @@ async fn a_proxy_that_never_routes_to_the_new_containers_rolls_back() {
 
 #[tokio::test(start_paused = true)]
 async fn an_old_container_the_proxy_keeps_routing_to_is_kept_serving_by_default() {
-    use crate::rollout::settings::StillRouting::Keep;
+    use StillRouting::Keep;
     let mut machine = Machine::new(plan(&["a1", "a2"], 2), proxy_settings(Keep));
     let steps = vec![
         (0, Input::Begin, "scale 4"),
@@ -1190,7 +1190,7 @@ async fn an_old_container_the_proxy_keeps_routing_to_is_kept_serving_by_default(
 
 #[tokio::test(start_paused = true)]
 async fn told_to_stop_it_stops_what_the_proxy_still_routes_to() {
-    use crate::rollout::settings::StillRouting::Stop;
+    use StillRouting::Stop;
     let mut machine = Machine::new(plan(&["a1"], 1), proxy_settings(Stop));
     let mut steps = verified_start();
     steps.extend([
@@ -1219,7 +1219,7 @@ async fn told_to_stop_it_stops_what_the_proxy_still_routes_to() {
 
 #[tokio::test(start_paused = true)]
 async fn a_signal_while_the_proxy_drops_the_old_ones_finishes_that_step() {
-    use crate::rollout::settings::StillRouting::Keep;
+    use StillRouting::Keep;
     let interrupted = || {
         let mut steps = verified_start();
         steps.extend([

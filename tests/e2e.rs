@@ -17,8 +17,7 @@ use harness::containers::{self, assert_exactly};
 use harness::http::get_once;
 use harness::load::Load;
 use harness::plugin::{create_context, install_plugins};
-use harness::preflight::{begin, repo_root};
-use harness::readme::documented_command;
+use harness::preflight::begin;
 use harness::releases::{
     EXITS_AT_START, NEVER_HEALTHY, ONE_AT_A_TIME, ONLY_THE_FIRST_NEW_CONTAINER_SERVES, SLOW_START,
     THREE_REPLICAS_ONE_AT_A_TIME, fixed_host_port, slow_start_one_at_a_time,
@@ -428,6 +427,8 @@ async fn rollout_without_the_drain_recipe_fails_requests() {
         return;
     };
     let scenario = Scenario::start("haproxy", "nodrain", 2).await;
+    // Without the example's drain and proxy settings.
+    scenario.write_override("services:\n  app:\n    x-reroll: !reset {}\n");
     let bare = [APP.to_owned()];
 
     let (finished, tally) = roll_under_load(&scenario, &bare).await;
@@ -514,43 +515,8 @@ async fn plugin_host_wins_over_a_bogus_docker_context() {
     roll_as_plugin("hostctx", &["-H", &engine()], &bogus).await;
 }
 
-/// Scenario 12: the Traefik example (whose image cannot be had here) is valid Compose, and its
-/// README names only options the tool has.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traefik_example_is_valid_and_documents_real_options() {
-    let Some(_machine) = begin().await else {
-        return;
-    };
-    let dir = repo_root().join("examples/traefik");
-    let valid = run(
-        command("docker", ["compose", "config", "--quiet"], &dir, &[]),
-        Duration::from_secs(60),
-    )
-    .await;
-    assert!(
-        valid.success(),
-        "examples/traefik/compose.yaml: {}",
-        valid.transcript()
-    );
-
-    let help = tool::run(&dir, &["--help"], &[], Duration::from_secs(30)).await;
-    assert_exit(&help, 0, "docker-reroll --help");
-    let documented = documented_command(&dir);
-    let flags = documented.flags();
-    assert!(!flags.is_empty(), "the README command names no option");
-    for flag in flags {
-        let named = help.stdout.match_indices(flag).any(|(at, _)| {
-            let next = help.stdout[at + flag.len()..].chars().next();
-            !matches!(next, Some(c) if c.is_ascii_alphanumeric() || c == '-')
-        });
-        assert!(
-            named,
-            "the README uses {flag}, which `docker-reroll --help` does not list"
-        );
-    }
-}
-
-/// A second changed service beside `app`: it drains with the same marker; HAProxy stays unchanged.
+/// A second changed service beside `app`, not behind the proxy (no `x-reroll:`, so no drain and
+/// no proxy check); HAProxy stays unchanged.
 const STACK_WORKER: &str = r#"
 services:
   worker:

@@ -12,17 +12,6 @@ pub struct Documented {
     pub args: Vec<String>,
 }
 
-impl Documented {
-    /// The `--long-flags` it uses.
-    pub fn flags(&self) -> Vec<&str> {
-        self.args
-            .iter()
-            .filter(|a| a.starts_with("--"))
-            .map(|a| a.split('=').next().unwrap_or(a))
-            .collect()
-    }
-}
-
 /// Finds the one line of `dir/README.md` that runs `docker reroll` and splits it like a shell.
 pub fn documented_command(dir: &Path) -> Documented {
     let path = dir.join("README.md");

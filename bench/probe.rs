@@ -18,6 +18,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::unix_ms;
 
 pub struct ToolRun {
@@ -42,6 +44,69 @@ pub struct DockerCall {
     pub ms: Option<u64>,
     /// Run by the pre-stop template rather than by the tool itself.
     pub pre_stop: bool,
+}
+
+/// The tool's `--json` events (its stdout): phases and containers, with their Unix times (`time_ms`).
+pub struct ToolEvents(Vec<Value>);
+
+impl ToolEvents {
+    pub fn parse(stdout: &str) -> ToolEvents {
+        ToolEvents(
+            stdout
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect(),
+        )
+    }
+
+    fn of<'a>(&'a self, event: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.0.iter().filter(move |e| e["event"] == event)
+    }
+
+    /// Every `phase_start`, in order: (phase, Unix ms).
+    pub fn starts(&self) -> Vec<(String, f64)> {
+        self.of("phase_start")
+            .filter_map(|e| Some((e["phase"].as_str()?.to_owned(), e["time_ms"].as_f64()?)))
+            .collect()
+    }
+
+    /// When `phase` first started (Unix ms).
+    pub fn start(&self, phase: &str) -> Option<f64> {
+        self.starts()
+            .into_iter()
+            .find(|(p, _)| p == phase)
+            .map(|(_, t)| t)
+    }
+
+    /// When `phase` first ended (Unix ms).
+    pub fn end(&self, phase: &str) -> Option<f64> {
+        self.of("phase_end")
+            .find(|e| e["phase"] == phase)
+            .and_then(|e| e["time_ms"].as_f64())
+    }
+
+    /// When the phase after the first `phase` started (Unix ms).
+    pub fn after(&self, phase: &str) -> Option<f64> {
+        let starts = self.starts();
+        let i = starts.iter().position(|(p, _)| p == phase)?;
+        starts.get(i + 1).map(|(_, t)| *t)
+    }
+
+    /// Every `phase_end`: (phase, `duration_ms`).
+    pub fn durations(&self) -> Vec<(String, f64)> {
+        self.of("phase_end")
+            .filter_map(|e| Some((e["phase"].as_str()?.to_owned(), e["duration_ms"].as_f64()?)))
+            .collect()
+    }
+
+    /// The containers the tool named with `role` (`old`, `new`).
+    pub fn ids(&self, role: &str) -> Vec<String> {
+        self.of("containers")
+            .filter(|e| e["role"] == role)
+            .flat_map(|e| e["ids"].as_array().cloned().unwrap_or_default())
+            .filter_map(|id| id.as_str().map(str::to_owned))
+            .collect()
+    }
 }
 
 /// Runs `bin` in its own process group; kills the group after `limit`. Blocking.

@@ -2,14 +2,19 @@
 //!
 //! For each replica count it starts the HAProxy example, then three times in turn, each under a
 //! steady load of 200 requests per second through the proxy: the floor (Compose's scale-out and
-//! Docker's first healthy reports, without the tool), a rollout by docker-reroll with the
-//! README's command, and a plain `docker compose up -d`. It writes the medians into
+//! Docker's first healthy reports, without the tool), a rollout by docker-reroll with the sleeps
+//! recipe (a drain of fixed length, so the rest is the tool's own time), and a plain
+//! `docker compose up -d`. It writes the medians into
 //! `docs/benchmarks.md` (see there for the method and every definition) and the raw numbers into
 //! `target/bench/rollout.json`.
 //!
+//! Then, behind HAProxy and behind Traefik, it compares the proxy-verified recipe of the
+//! examples' READMEs with the sleeps it replaces (`bench/verify.rs`).
+//!
 //! Settings (environment): `REROLL_BENCH_BIN` (the docker-reroll binary; required),
-//! `REROLL_BENCH_REPLICAS` (`1,4,8`), `REROLL_BENCH_RUNS` (`3`), `REROLL_BENCH_OUT`
-//! (`docs/benchmarks.md`; `-` prints only).
+//! `REROLL_BENCH_REPLICAS` (`1,4,8`), `REROLL_BENCH_PROXIES` (`haproxy,traefik`; `none` skips
+//! either list), `REROLL_BENCH_RUNS` (`3`, for both), `REROLL_BENCH_OUT` (`docs/benchmarks.md`;
+//! `-` prints only).
 
 /// The e2e harness, used as is (read-only): scenarios, Docker helpers, the HTTP client.
 #[path = "../tests/e2e"]
@@ -30,6 +35,7 @@ mod harness {
 mod events;
 mod probe;
 mod timeline;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -42,9 +48,10 @@ use serde_json::Value;
 use events::{EngineEvent, Events, HEALTHY, UNHEALTHY, first_of_each};
 use harness::containers;
 use harness::preflight::{begin, repo_root};
-use harness::readme::documented_command;
 use harness::scenario::{APP, Scenario};
+use probe::ToolEvents;
 use timeline::{Recording, Timeline};
+use verify::Mode;
 
 /// Steady traffic before and after each measured step.
 const SETTLE: Duration = Duration::from_millis(1500);
@@ -67,6 +74,7 @@ struct Config {
     bin: PathBuf,
     replicas: Vec<usize>,
     runs: usize,
+    proxies: Vec<verify::Proxy>,
     out: Option<PathBuf>,
 }
 
@@ -76,10 +84,21 @@ impl Config {
         let bin = var("REROLL_BENCH_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join("target/release/docker-reroll"));
-        let replicas = var("REROLL_BENCH_REPLICAS")
-            .unwrap_or("1,4,8".into())
-            .split(',')
-            .map(|n| n.trim().parse().expect("REROLL_BENCH_REPLICAS: numbers"))
+        // `none` leaves a list empty: that part of the benchmark is skipped.
+        let list = |name: &str, default: &str| -> Vec<String> {
+            let value = var(name).unwrap_or(default.into());
+            match value.trim() {
+                "none" => Vec::new(),
+                list => list.split(',').map(|v| v.trim().to_owned()).collect(),
+            }
+        };
+        let replicas = list("REROLL_BENCH_REPLICAS", "1,4,8")
+            .iter()
+            .map(|n| n.parse().expect("REROLL_BENCH_REPLICAS: numbers"))
+            .collect();
+        let proxies = list("REROLL_BENCH_PROXIES", "haproxy,traefik")
+            .iter()
+            .map(|p| verify::Proxy::parse(p))
             .collect();
         let runs = var("REROLL_BENCH_RUNS").map_or(3, |n| n.parse().expect("REROLL_BENCH_RUNS"));
         let out = match var("REROLL_BENCH_OUT").as_deref() {
@@ -91,6 +110,7 @@ impl Config {
             bin,
             replicas,
             runs,
+            proxies,
             out,
         }
     }
@@ -161,6 +181,8 @@ struct ReplicaSet {
     wait_after_healthy: f64,
     wait_after_unhealthy: f64,
     command: String,
+    /// The tool's arguments (without `--json -v`).
+    args: Vec<String>,
     floors: Vec<Floor>,
     rollouts: Vec<Rollout>,
     plains: Vec<Plain>,
@@ -194,11 +216,16 @@ async fn main() {
     for &replicas in &config.replicas {
         sets.push(bench_replicas(&config, replicas).await);
     }
-    let results = render(&header, metadata.as_ref(), &sets, config.runs);
+    let mut proxies = Vec::new();
+    for &proxy in &config.proxies {
+        proxies.push(verify::bench(&config, proxy).await);
+    }
+    let mut results = render(&header, metadata.as_ref(), &sets, config.runs);
+    results.push_str(&verify::render(&proxies, config.runs));
     println!("{results}");
     let raw = repo_root().join("target/bench/rollout.json");
     std::fs::create_dir_all(raw.parent().expect("a parent")).expect("cannot create target/bench");
-    let json = serde_json::json!({ "metadata": metadata, "sets": sets });
+    let json = serde_json::json!({ "metadata": metadata, "sets": sets, "proxies": proxies });
     std::fs::write(&raw, serde_json::to_string_pretty(&json).expect("JSON")).expect("raw");
     if let Some(out) = &config.out {
         write_results(out, &results);
@@ -210,12 +237,15 @@ async fn bench_replicas(config: &Config, n: usize) -> ReplicaSet {
     eprintln!("[bench] {n} replica(s): starting the HAProxy example");
     let scenario = Scenario::start("haproxy", &format!("bench{n}"), n).await;
     let events = Events::watch(&scenario.project, APP).await;
-    let documented = documented_command(scenario.dir()).args;
+    // The sleeps recipe: its drain takes a fixed time, so what is left of the cutover is the
+    // tool's own (the proxy-verified recipe is compared with it by `verify`).
+    Mode::Sleeps.prepare(&scenario);
+    let recipe = Mode::Sleeps.args(&scenario);
     let wait = |flag: &str| {
-        documented
+        recipe
             .iter()
             .position(|a| a == flag)
-            .and_then(|i| documented.get(i + 1))
+            .and_then(|i| recipe.get(i + 1))
             .map_or(0.0, |d| {
                 humantime::parse_duration(d)
                     .expect("a duration")
@@ -227,10 +257,8 @@ async fn bench_replicas(config: &Config, n: usize) -> ReplicaSet {
         replicas: n,
         wait_after_healthy: wait("--wait-after-healthy"),
         wait_after_unhealthy: wait("--wait-after-unhealthy"),
-        command: format!(
-            "APP_VERSION=… docker-reroll {}",
-            shell_words::join(&documented)
-        ),
+        command: format!("APP_VERSION=… docker-reroll {}", shell_words::join(&recipe)),
+        args: recipe.clone(),
         floors: Vec::new(),
         rollouts: Vec::new(),
         plains: Vec::new(),
@@ -329,10 +357,30 @@ async fn rollout(
     old: &str,
     new: &str,
 ) -> Rollout {
+    let (run, recording) = roll_under_load(config, scenario, &set.args, new).await;
+    let after = containers::list(&scenario.project, APP).await;
+    let good = after
+        .iter()
+        .filter(|c| c.is_running_healthy() && c.version.as_deref() == Some(new))
+        .count();
+    let mut rollout = analyse(&run, &events.since(run.started_ms - 1.0), set);
+    rollout.end_state_ok = good == set.replicas && after.len() == set.replicas;
+    with_answers(&mut rollout, &recording, run.started_ms, old, new);
+    rollout
+}
+
+/// Runs the tool (`--json -v ARGS`, with `APP_VERSION=new`) under the steady load, which starts
+/// `SETTLE` before it and stops `SETTLE` after it exits.
+async fn roll_under_load(
+    config: &Config,
+    scenario: &Scenario,
+    args: &[String],
+    new: &str,
+) -> (probe::ToolRun, Recording) {
     let load = Timeline::start(scenario.addr(), LOAD_LIMIT);
     tokio::time::sleep(SETTLE).await;
-    let mut args = vec!["--json".to_owned(), "-v".to_owned()];
-    args.extend(documented_command(scenario.dir()).args);
+    let mut args = args.to_vec();
+    args.splice(0..0, ["--json".to_owned(), "-v".to_owned()]);
     let mut env: Vec<(String, String)> = scenario
         .env()
         .into_iter()
@@ -348,47 +396,23 @@ async fn rollout(
     .expect("the tool run panicked");
     tokio::time::sleep(SETTLE).await;
     let recording = load.stop().await;
-    let after = containers::list(&scenario.project, APP).await;
-    let good = after
-        .iter()
-        .filter(|c| c.is_running_healthy() && c.version.as_deref() == Some(new))
-        .count();
     if run.code != Some(0) {
         eprintln!(
             "[bench] the rollout failed:\n{}\n{}",
             run.stdout, run.stderr
         );
     }
-    let mut rollout = analyse(&run, &events.since(run.started_ms - 1.0), set);
-    rollout.end_state_ok = good == set.replicas && after.len() == set.replicas;
-    with_answers(&mut rollout, &recording, run.started_ms, old, new);
-    rollout
+    (run, recording)
 }
 
 /// Lays the tool's JSON events next to Docker's.
 fn analyse(run: &probe::ToolRun, engine: &[EngineEvent], set: &ReplicaSet) -> Rollout {
     let t0 = run.started_ms;
-    let json: Vec<Value> = run
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let of = |event: &'static str| json.iter().filter(move |e| e["event"] == event);
-    let starts: Vec<(String, f64)> = of("phase_start")
-        .filter_map(|e| Some((e["phase"].as_str()?.to_owned(), e["time_ms"].as_f64()?)))
-        .collect();
-    let start = |phase: &str| starts.iter().find(|(p, _)| p == phase).map(|(_, t)| *t);
-    let after = |phase: &str| {
-        let i = starts.iter().position(|(p, _)| p == phase)?;
-        starts.get(i + 1).map(|(_, t)| *t)
-    };
-    let ids = |role: &str| -> Vec<String> {
-        of("containers")
-            .filter(|e| e["role"] == role)
-            .flat_map(|e| e["ids"].as_array().cloned().unwrap_or_default())
-            .filter_map(|id| id.as_str().map(str::to_owned))
-            .collect()
-    };
+    let tool = ToolEvents::parse(&run.stdout);
+    let starts = tool.starts();
+    let start = |phase: &str| tool.start(phase);
+    let after = |phase: &str| tool.after(phase);
+    let ids = |role: &str| tool.ids(role);
     let last = |ids: &[String], action: &str, from: Option<f64>| {
         let since: Vec<EngineEvent> = engine
             .iter()
@@ -411,9 +435,7 @@ fn analyse(run: &probe::ToolRun, engine: &[EngineEvent], set: &ReplicaSet) -> Ro
         code: run.code,
         wall: run.elapsed.as_secs_f64() * 1000.0,
         retire_at: start("retire").map(|t| t - t0),
-        phases: of("phase_end")
-            .filter_map(|e| Some((e["phase"].as_str()?.to_owned(), e["duration_ms"].as_f64()?)))
-            .collect(),
+        phases: tool.durations(),
         startup: starts.first().map(|(_, t)| t - t0),
         engine: minus(healthy, start("scale")),
         drain: minus(unhealthy, start("pre_stop")),
@@ -614,6 +636,17 @@ fn mark(value: Option<f64>, target: f64) -> &'static str {
     }
 }
 
+/// A Markdown table's header row and the separator under it.
+fn table(w: &mut String, head: &str) {
+    let columns = head.matches('|').count().saturating_sub(1);
+    let _ = writeln!(w, "{head}\n|{}", "---|".repeat(columns));
+}
+
+/// `0, 2, 0`: a count per run.
+fn counts(values: impl Iterator<Item = usize>) -> String {
+    values.map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// The rollouts that succeeded: the timings are theirs (failed requests are counted for all).
 fn done(set: &ReplicaSet) -> Vec<&Rollout> {
     set.rollouts.iter().filter(|x| x.code == Some(0)).collect()
@@ -624,18 +657,18 @@ fn render(header: &str, metadata: Option<&Metadata>, sets: &[ReplicaSet], runs: 
     let w = &mut md;
     let _ = writeln!(
         w,
-        "{header}\n- {runs} runs per replica count; medians unless said otherwise; times in seconds (s) or milliseconds (ms)\n"
+        "{header}\n- {runs} runs per replica count, and per proxy and mode; medians unless said otherwise; times in seconds (s) or milliseconds (ms)\n"
     );
-    if let Some(first) = sets.first() {
-        let _ = writeln!(w, "Rolled with: `{}`\n", first.command);
-    }
+    let Some(first) = sets.first() else {
+        return md; // REROLL_BENCH_REPLICAS=none
+    };
+    let _ = writeln!(w, "Rolled with: `{}`\n", first.command);
 
     let _ = writeln!(w, "### Cutover and overhead\n");
-    let _ = writeln!(
+    table(
         w,
-        "| replicas | rollouts done (exit 0) | failed requests (per run) | wall (s) | first new answer (s) | last old answer (s) | cutover: start → retire (s) | floor: compose up / all healthy (s) | drain asked for (s) | **overhead** (ms) | overhead, in-run floor (ms) |"
+        "| replicas | rollouts done (exit 0) | failed requests (per run) | wall (s) | first new answer (s) | last old answer (s) | cutover: start → retire (s) | floor: compose up / all healthy (s) | drain asked for (s) | **overhead** (ms) | overhead, in-run floor (ms) |",
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|");
     for set in sets {
         let r: Vec<&Rollout> = done(set);
         let all = set.rollouts.len();
@@ -655,11 +688,7 @@ fn render(header: &str, metadata: Option<&Metadata>, sets: &[ReplicaSet], runs: 
             "| {} | {} of {all} | {} of {} | {} | {} | {} | {} | {} / {} | {} | **{}**{} (≤ {target:.0}) | {} |",
             set.replicas,
             r.len(),
-            set.rollouts
-                .iter()
-                .map(|x| x.failed.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            counts(set.rollouts.iter().map(|x| x.failed)),
             ms(median(set.rollouts.iter().map(|x| x.requests as f64))),
             s(med(&|x| Some(x.wall))),
             s(med(&|x| x.first_new_at)),
@@ -675,11 +704,10 @@ fn render(header: &str, metadata: Option<&Metadata>, sets: &[ReplicaSet], runs: 
     }
 
     let _ = writeln!(w, "\n### Where the overhead goes (ms, medians)\n");
-    let _ = writeln!(
+    table(
         w,
-        "| replicas | startup (start → first phase) | tool's scale + health − floor | healthy → next phase | settle past --wait-after-healthy | unhealthy → next phase | proxy wait past --wait-after-unhealthy |"
+        "| replicas | startup (start → first phase) | tool's scale + health − floor | healthy → next phase | settle past --wait-after-healthy | unhealthy → next phase | proxy wait past --wait-after-unhealthy |",
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|");
     for set in sets {
         let r: Vec<&Rollout> = done(set);
         let med = |f: &dyn Fn(&Rollout) -> Option<f64>| median(r.iter().copied().filter_map(f));
@@ -698,11 +726,10 @@ fn render(header: &str, metadata: Option<&Metadata>, sets: &[ReplicaSet], runs: 
     }
 
     let _ = writeln!(w, "\n### Reaction latency (target: median ≤ 100 ms)\n");
-    let _ = writeln!(
+    table(
         w,
-        "| replicas | last new `health_status: healthy` → next phase (ms: median; runs) | last old `health_status: unhealthy` → next phase (ms: median; runs) |"
+        "| replicas | last new `health_status: healthy` → next phase (ms: median; runs) | last old `health_status: unhealthy` → next phase (ms: median; runs) |",
     );
-    let _ = writeln!(w, "|---|---|---|");
     for set in sets {
         let list = |f: &dyn Fn(&Rollout) -> Option<f64>| {
             let all: Vec<String> = set.rollouts.iter().map(|x| ms(f(x))).collect();
@@ -732,8 +759,10 @@ fn render(header: &str, metadata: Option<&Metadata>, sets: &[ReplicaSet], runs: 
         "retire",
         "verify",
     ];
-    let _ = writeln!(w, "| replicas | startup | {} |", names.join(" | "));
-    let _ = writeln!(w, "|---|---|{}", "---|".repeat(names.len()));
+    table(
+        w,
+        &format!("| replicas | startup | {} |", names.join(" | ")),
+    );
     for set in sets {
         let r: Vec<&Rollout> = done(set);
         let cells: Vec<String> = names
@@ -754,11 +783,10 @@ fn render(header: &str, metadata: Option<&Metadata>, sets: &[ReplicaSet], runs: 
     }
 
     let _ = writeln!(w, "\n### Cost of the tool (medians)\n");
-    let _ = writeln!(
+    table(
         w,
-        "| replicas | CPU, tool alone (ms) | CPU, with its docker children (ms) | peak RSS, tool (MiB) | docker calls by the tool | + pre-stop `docker exec` | calls by phase (count, summed ms) |"
+        "| replicas | CPU, tool alone (ms) | CPU, with its docker children (ms) | peak RSS, tool (MiB) | docker calls by the tool | + pre-stop `docker exec` | calls by phase (count, summed ms) |",
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|");
     for set in sets {
         let r: Vec<&Rollout> = done(set);
         let by_phase = r.get(r.len() / 2).map_or(String::new(), |x| {
@@ -786,21 +814,17 @@ fn render(header: &str, metadata: Option<&Metadata>, sets: &[ReplicaSet], runs: 
         w,
         "\n### Plain `APP_VERSION=… docker compose up -d --scale app=N`, same load\n"
     );
-    let _ = writeln!(
+    table(
         w,
-        "| replicas | failed requests (per run) | wall (s) | first new answer (s) | last old answer (s) | all new healthy (s) |"
+        "| replicas | failed requests (per run) | wall (s) | first new answer (s) | last old answer (s) | all new healthy (s) |",
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|");
     for set in sets {
         let p = &set.plains;
         let _ = writeln!(
             w,
             "| {} | {} of {} | {} | {} | {} | {} |",
             set.replicas,
-            p.iter()
-                .map(|x| x.failed.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            counts(p.iter().map(|x| x.failed)),
             ms(median(p.iter().map(|x| x.requests as f64))),
             s(median(p.iter().map(|x| x.wall))),
             s(median(p.iter().filter_map(|x| x.first_new_at))),

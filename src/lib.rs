@@ -21,6 +21,7 @@ pub mod plan;
 pub mod proxy;
 pub mod report;
 pub mod rollout;
+pub mod service;
 pub mod service_settings;
 pub mod stack;
 pub mod template;

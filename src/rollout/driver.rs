@@ -9,11 +9,11 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::machine::{Action, Created, Input, Machine, Outcome, Phase, Status};
-use crate::docker::container::{Container, Health, State};
 use crate::docker::events::{Change, Subscription};
 use crate::docker::{Docker, DockerError};
 use crate::duration::show;
 use crate::interrupt::Interrupts;
+use crate::model::container::{Container, Health, State};
 use crate::model::routing::{Routing, Target};
 use crate::proxy::Proxy;
 use crate::report::Reporter;

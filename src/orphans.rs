@@ -109,7 +109,7 @@ impl Orphans {
 /// out unless their profile is enabled; `*` enables them all).
 async fn every_service(docker: &Docker) -> Result<BTreeSet<String>, Failure> {
     let output = docker
-        .run(docker.compose(["--profile", "*", "config", "--services"]))
+        .run(docker.every_service())
         .await
         .map_err(unreachable_or(
             "asking Compose for the services of every profile",
@@ -119,10 +119,7 @@ async fn every_service(docker: &Docker) -> Result<BTreeSet<String>, Failure> {
 
 /// `docker stop` (each container's own grace period, no `-t`), then `docker rm`.
 async fn stop_and_remove(docker: &Docker, ids: &[String]) -> Result<(), DockerError> {
-    for verb in ["stop", "rm"] {
-        let mut args = vec![verb.to_owned(), "--".to_owned()];
-        args.extend(ids.iter().cloned());
-        docker.run(docker.docker(args)).await?;
-    }
+    docker.run(docker.stop(ids)).await?;
+    docker.run(docker.remove(ids, false)).await?;
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod events;
 pub mod globals;
 pub mod image;
 pub mod service;
+pub mod verbs;
 
 pub use command::{Docker, DockerError};
 

@@ -4,6 +4,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::routing::Target;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
@@ -146,6 +148,15 @@ impl Container {
 
     pub fn is_running(&self) -> bool {
         self.state == State::Running
+    }
+
+    /// The container as a proxy knows it.
+    pub fn target(&self) -> Target {
+        Target {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            addresses: self.addresses.clone(),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 pub mod project;
 pub mod proxy;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::docker::compose;
 use crate::docker::{Docker, unreachable_or};
@@ -17,7 +17,7 @@ use crate::model::project::ServiceConfig;
 use crate::plan::{Batching, Plan, Snapshot, plan};
 use crate::report::Reporter;
 use crate::rollout::Machine;
-use crate::rollout::driver::Driver;
+use crate::rollout::driver::{Context, Driver};
 use crate::service_settings::Resolved;
 use proxy::{check_proxy, connect_proxy};
 
@@ -136,32 +136,19 @@ impl ServiceRollout<'_> {
             })
             .map_err(|e| Failure::usage(format!("cannot write the rollout journal: {e}")))?;
 
-        let names: BTreeMap<String, String> = snapshot
-            .containers
-            .iter()
-            .map(|c| (c.id.clone(), c.name.clone()))
-            .collect();
-        let known = snapshot.containers.iter().map(|c| c.id.clone()).collect();
         let mut machine = Machine::new(plan, self.resolved.settings);
-        let undo_pre_stop = self.resolved.undo_pre_stop_cmd.clone();
-        let mut driver = Driver::new(
+        let mut driver = Driver::new(Context {
             docker,
-            project.to_owned(),
-            service.to_owned(),
-            self.resolved.pre_stop_cmd,
-            names,
-            known,
+            project: project.to_owned(),
+            service: service.to_owned(),
+            pre_stop: self.resolved.pre_stop_cmd,
+            undo_pre_stop: self.resolved.undo_pre_stop_cmd,
+            proxy,
+            existing: &snapshot.containers,
             reporter,
             interrupts,
             events,
-        );
-        driver.undo_pre_stop = undo_pre_stop;
-        driver.proxy = proxy;
-        driver.targets = snapshot
-            .containers
-            .iter()
-            .map(|c| (c.id.clone(), crate::rollout::driver::target_of(c)))
-            .collect();
+        });
         let (outcome, times) = driver.drive(&mut machine).await;
         // Kept while old and new run side by side, so that the next run knows which is which.
         if outcome.exit != Exit::Incomplete && !machine.is_mixed() {
@@ -193,7 +180,7 @@ async fn current_hash(
         return Ok(hash.to_owned());
     }
     let output = docker
-        .run(docker.compose(["config", "--hash", service]))
+        .run(docker.config_hash(service))
         .await
         .map_err(unreachable_or("asking Compose for the config hash"))?;
     Ok(compose::parse_hash(&output.stdout, service).unwrap_or_default())

@@ -52,10 +52,7 @@ pub fn lock(docker: &Docker, project: &str, service: &str) -> Result<(StateDir, 
 }
 
 async fn detect_compose(docker: &Docker) -> Result<ComposeCli, Failure> {
-    match docker
-        .run(docker.docker(["compose", "version", "--short"]))
-        .await
-    {
+    match docker.run(docker.compose_plugin_version()).await {
         Ok(output) if compose::major_version(&output.stdout).is_some_and(|v| v >= 2) => {
             return Ok(ComposeCli::Plugin);
         }
@@ -82,8 +79,8 @@ async fn detect_compose(docker: &Docker) -> Result<ComposeCli, Failure> {
 pub async fn read_config(docker: &Docker) -> Result<ProjectConfig, Failure> {
     // Compose's JSON keeps the services' `x-` fields only when not interpolating: asked in parallel.
     let (resolved, uninterpolated) = tokio::join!(
-        docker.run(docker.compose(["config", "--format", "json"])),
-        docker.run(docker.compose(["config", "--format", "json", "--no-interpolate"])),
+        docker.run(docker.config_json(true)),
+        docker.run(docker.config_json(false)),
     );
     let unreadable = |error: DockerError| {
         let why = error.last_stderr_line();

@@ -95,7 +95,7 @@ pub async fn check_proxy(
     let serving: Vec<Target> = containers
         .iter()
         .filter(|c| c.is_running() && matches!(c.health, Health::Healthy | Health::None))
-        .map(crate::rollout::driver::target_of)
+        .map(Container::target)
         .collect();
     let ids: Vec<String> = serving.iter().map(|t| t.id.clone()).collect();
     let routing = match proxy.observe(&serving).await {

@@ -196,7 +196,7 @@ async fn list(docker: &Docker, project: &str, service: &str) -> Result<Vec<Conta
 /// `docker compose config --hash '*'`: the hash new containers of each service would carry.
 async fn config_hashes(docker: &Docker) -> Result<BTreeMap<String, String>, Failure> {
     let output = docker
-        .run(docker.compose(["config", "--hash", "*"]))
+        .run(docker.config_hash("*"))
         .await
         .map_err(unreachable_or("asking Compose for the config hashes"))?;
     Ok(parse_hashes(&output.stdout))

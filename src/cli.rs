@@ -9,8 +9,8 @@ use clap::builder::PossibleValue;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::docker::command::Globals;
+use crate::model::policy::{FailureAction, Order, StillRouting};
 use crate::proxy::ProxyKind;
-use crate::rollout::settings::{FailureAction, Order, StillRouting};
 use crate::service_settings::Layer;
 use crate::template::Template;
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::rollout::machine::Signal;
+use crate::model::signal::Signal;
 
 pub struct Interrupts {
     pub receiver: mpsc::UnboundedReceiver<Signal>,

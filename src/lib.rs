@@ -1,11 +1,10 @@
 //! docker-reroll: zero-downtime rollouts of Docker Compose services.
 //!
-//! The layout is the architecture: `cli` reads the command line, `app` runs read → `plan` →
-//! `rollout` (a sans-IO `machine` and its async `driver`), `docker` is everything that talks to
-//! Docker, `report` is what the user sees. `stack` rolls several services of a project one after
-//! another, each with `app`'s single-service rollout and `service_settings` from flags,
-//! `x-reroll:` and `deploy.update_config`; `orphans` are the project's containers of services the
-//! file no longer has.
+//! The layout is the architecture, and imports only point down it: `cli` reads the command line;
+//! `app` picks one service or the `stack`, both of which roll each service through `service`
+//! (read → `plan` → `rollout`: a sans-IO `machine` and its async `driver`). `model` is the data
+//! they decide on, owned by no adapter; `docker` and `proxy` are the adapters that talk to the
+//! engine and to reverse proxies; `report` is what the user sees.
 
 pub mod app;
 pub mod cli;
@@ -21,6 +20,7 @@ pub mod plan;
 pub mod proxy;
 pub mod report;
 pub mod rollout;
+pub mod service;
 pub mod service_settings;
 pub mod stack;
 pub mod template;

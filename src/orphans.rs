@@ -4,39 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::app::unreachable_or;
-use crate::docker::compose::ProjectConfig;
 use crate::docker::service::Listed;
-use crate::docker::{Docker, DockerError};
+use crate::docker::{Docker, DockerError, unreachable_or};
 use crate::exit::{Exit, Failure};
+pub use crate::model::orphan::Fate;
+use crate::model::project::ProjectConfig;
 use crate::report::Reporter;
-
-/// What becomes of the orphans, as the report says it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fate {
-    /// No `--remove-orphans`.
-    LeftAlone,
-    /// `--remove-orphans --dry-run`.
-    WouldBeRemoved,
-    /// `--remove-orphans`, but a rollout failed or a signal came: nothing more is changed.
-    KeptAfterFailure,
-    Removed,
-    /// `docker stop` or `docker rm` failed.
-    NotRemoved,
-}
-
-impl Fate {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Fate::LeftAlone => "left alone; --remove-orphans removes it",
-            Fate::WouldBeRemoved => "would be stopped and removed after the rollouts",
-            Fate::KeptAfterFailure => "left alone, as the rollouts did not all finish",
-            Fate::Removed => "stopped and removed",
-            Fate::NotRemoved => "could not be removed",
-        }
-    }
-}
 
 pub struct Orphans {
     containers: Vec<Listed>,
@@ -136,7 +109,7 @@ impl Orphans {
 /// out unless their profile is enabled; `*` enables them all).
 async fn every_service(docker: &Docker) -> Result<BTreeSet<String>, Failure> {
     let output = docker
-        .run(docker.compose(["--profile", "*", "config", "--services"]))
+        .run(docker.every_service())
         .await
         .map_err(unreachable_or(
             "asking Compose for the services of every profile",
@@ -146,10 +119,7 @@ async fn every_service(docker: &Docker) -> Result<BTreeSet<String>, Failure> {
 
 /// `docker stop` (each container's own grace period, no `-t`), then `docker rm`.
 async fn stop_and_remove(docker: &Docker, ids: &[String]) -> Result<(), DockerError> {
-    for verb in ["stop", "rm"] {
-        let mut args = vec![verb.to_owned(), "--".to_owned()];
-        args.extend(ids.iter().cloned());
-        docker.run(docker.docker(args)).await?;
-    }
+    docker.run(docker.stop(ids)).await?;
+    docker.run(docker.remove(ids, false)).await?;
     Ok(())
 }

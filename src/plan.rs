@@ -1,10 +1,11 @@
 //! The pure planner: from what was read (containers, config, an interrupted run's journal) to what
 //! the rollout will do, or a precondition error before anything changes.
 
-use crate::docker::compose::{ServiceConfig, host_port_capacity};
-use crate::docker::container::{Container, Health};
+use crate::docker::compose::host_port_capacity;
 use crate::journal::Journal;
-use crate::rollout::settings::Order;
+use crate::model::container::{Container, Health};
+use crate::model::policy::Order;
+use crate::model::project::ServiceConfig;
 
 /// Everything read before changing anything.
 #[derive(Clone, Debug)]
@@ -248,7 +249,7 @@ fn check_room(snapshot: &Snapshot, peak: u32) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::container::State;
+    use crate::model::container::State;
 
     /// A container from a compact spec: `"a1:running:healthy:h1"` = id a1, state, health, hash.
     fn container(spec: &str) -> Container {

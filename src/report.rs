@@ -9,14 +9,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::docker::container::Container;
 use crate::docker::service::Listed;
 use crate::duration::show;
 use crate::exit::Exit;
-use crate::orphans::Fate;
+use crate::model::container::Container;
+use crate::model::orphan::Fate;
+use crate::model::policy::Order;
 use crate::plan::Plan;
 use crate::rollout::Phase;
-use crate::rollout::settings::Order;
 use crate::service_settings::Source;
 
 /// Like `eprintln!`, but a closed stderr (the reader went away) must not stop a rollout midway.

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::docker::compose::ServiceConfig;
 use crate::duration::show;
+use crate::model::policy::{FailureAction, Order, StillRouting};
+use crate::model::project::ServiceConfig;
 use crate::proxy::ProxyKind;
 use crate::rollout::Settings;
-use crate::rollout::settings::{FailureAction, Order, StillRouting};
 use crate::template::Template;
 pub use update_config::update_config_layer;
 
@@ -477,7 +477,7 @@ fn proxy_spec(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::compose::UpdateConfig;
+    use crate::model::project::UpdateConfig;
     use serde_json::json;
 
     #[test]

@@ -5,42 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// The parts of a resolved service this tool decides on.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ServiceConfig {
-    pub container_name: Option<String>,
-    /// Published host ports, as Compose resolved them (`"8080"`, `"9000-9005"`).
-    pub published_ports: Vec<String>,
-    pub replicas: Option<u32>,
-    /// The image reference, when the file names one (a `build:`-only service has none).
-    pub image: Option<String>,
-    /// The services this one `depends_on`.
-    pub depends_on: Vec<String>,
-    /// `deploy.update_config` as Compose printed it; validated in `service_settings`.
-    pub update_config: UpdateConfig,
-    /// The service's `x-reroll:` extension, if any (see [`attach_extensions`]).
-    pub x_reroll: Option<serde_json::Value>,
-    /// The containers' labels (a proxy's Docker provider reads its settings there).
-    pub labels: BTreeMap<String, String>,
-}
-
-/// `deploy.update_config`, each key as Compose prints it when set: durations as Go writes them
-/// (`1m30s`, `1.5s`, `500ms`). Compose checks the types and `order`, not `failure_action`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct UpdateConfig {
-    pub parallelism: Option<u64>,
-    pub delay: Option<String>,
-    pub monitor: Option<String>,
-    pub failure_action: Option<String>,
-    pub max_failure_ratio: Option<f64>,
-    pub order: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProjectConfig {
-    pub name: String,
-    pub services: BTreeMap<String, ServiceConfig>,
-}
+use crate::model::project::{ProjectConfig, ServiceConfig, UpdateConfig};
 
 #[derive(Deserialize)]
 struct RawProject {

@@ -10,7 +10,7 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 
 use super::Docker;
-use super::container::Health;
+use crate::model::container::Health;
 
 /// What an event says about one container.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,5 +7,29 @@ pub mod events;
 pub mod globals;
 pub mod image;
 pub mod service;
+pub mod verbs;
 
 pub use command::{Docker, DockerError};
+
+use crate::exit::Failure;
+
+/// A failed docker call before anything changed, as the user's error (exit 2): an unreachable
+/// daemon says how to point at one; anything else says what was being done.
+pub fn unreachable_or(doing: &'static str) -> impl Fn(DockerError) -> Failure {
+    move |error| {
+        if error.is_daemon_unreachable() {
+            let why = error
+                .stderr()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            Failure::usage(format!(
+                "cannot reach the Docker daemon ({why}): start it, or check DOCKER_HOST / --host / --context"
+            ))
+        } else {
+            Failure::usage(format!("{doing} failed: {error}"))
+        }
+    }
+}

@@ -2,8 +2,9 @@
 //! Compose versions and projects), in every state, then one batched `docker inspect`. And the
 //! whole project's, by service, to find those of services the file no longer has.
 
-use super::container::{Container, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, parse_inspect};
+use super::container::{ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, parse_inspect};
 use super::{Docker, DockerError};
+use crate::model::container::Container;
 
 /// `--filter label=…` for the service's own containers: not another project's service of the same
 /// name, not `compose run` one-offs.

@@ -1,4 +1,9 @@
-//! The rollout's data model, owned by no adapter: what the planner and the machine decide on.
-//! Adapters (`docker`, `proxy`) translate what they read into these types.
+//! The rollout's data model, owned by no adapter: what the planner, the machine and the report
+//! decide on and speak of. Adapters (`docker`, `proxy`) translate what they read into these types.
 
+pub mod container;
+pub mod orphan;
+pub mod policy;
+pub mod project;
 pub mod routing;
+pub mod signal;

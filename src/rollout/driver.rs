@@ -9,11 +9,12 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::machine::{Action, Created, Input, Machine, Outcome, Phase, Status};
-use crate::docker::container::{Container, Health, State};
 use crate::docker::events::{Change, Subscription};
+use crate::docker::verbs::Start;
 use crate::docker::{Docker, DockerError};
 use crate::duration::show;
 use crate::interrupt::Interrupts;
+use crate::model::container::{Container, Health, State};
 use crate::model::routing::{Routing, Target};
 use crate::proxy::Proxy;
 use crate::report::Reporter;
@@ -29,23 +30,23 @@ const PROXY_COMMAND_POLL: Duration = Duration::from_millis(250);
 const PRE_STOP_LIMIT: Duration = Duration::from_secs(60);
 
 pub struct Driver<'a> {
-    pub docker: &'a Docker,
-    pub project: String,
-    pub service: String,
-    pub pre_stop: Option<Template>,
+    docker: &'a Docker,
+    project: String,
+    service: String,
+    pre_stop: Option<Template>,
     /// Undoes the pre-stop on old containers a rollback starts again.
-    pub undo_pre_stop: Option<Template>,
+    undo_pre_stop: Option<Template>,
     /// Names of the containers known before the rollout, for the pre-stop template.
-    pub names: BTreeMap<String, String>,
+    names: BTreeMap<String, String>,
     /// Every container id that existed before the scale: anything else after it is new.
-    pub known: Vec<String>,
-    pub reporter: &'a Reporter,
-    pub interrupts: &'a mut Interrupts,
-    pub events: Subscription,
+    known: Vec<String>,
+    reporter: &'a Reporter,
+    interrupts: &'a mut Interrupts,
+    events: Subscription,
     /// The proxy adapter, when one is configured: asked instead of trusting sleeps.
-    pub proxy: Option<Proxy>,
+    proxy: Option<Proxy>,
     /// Every container's addresses, for the proxy adapter.
-    pub targets: BTreeMap<String, Target>,
+    targets: BTreeMap<String, Target>,
     watch: WatchState,
     proxy_watch: ProxyWatch,
     /// Containers whose failure was already reported.
@@ -73,32 +74,45 @@ struct ProxyWatch {
 
 pub type PhaseTimes = Vec<(Phase, Duration)>;
 
+/// What a driver works with: the engine, the service, its hooks and proxy, and every container
+/// that existed before the rollout.
+pub struct Context<'a> {
+    pub docker: &'a Docker,
+    pub project: String,
+    pub service: String,
+    pub pre_stop: Option<Template>,
+    /// Undoes the pre-stop on old containers a rollback starts again.
+    pub undo_pre_stop: Option<Template>,
+    pub proxy: Option<Proxy>,
+    /// The service's containers before the rollout, in every state.
+    pub existing: &'a [Container],
+    pub reporter: &'a Reporter,
+    pub interrupts: &'a mut Interrupts,
+    pub events: Subscription,
+}
+
 impl<'a> Driver<'a> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        docker: &'a Docker,
-        project: String,
-        service: String,
-        pre_stop: Option<Template>,
-        names: BTreeMap<String, String>,
-        known: Vec<String>,
-        reporter: &'a Reporter,
-        interrupts: &'a mut Interrupts,
-        events: Subscription,
-    ) -> Self {
+    pub fn new(context: Context<'a>) -> Self {
+        let existing = context.existing;
         Driver {
-            docker,
-            project,
-            service,
-            pre_stop,
-            undo_pre_stop: None,
-            names,
-            known,
-            reporter,
-            interrupts,
-            events,
-            proxy: None,
-            targets: BTreeMap::new(),
+            docker: context.docker,
+            project: context.project,
+            service: context.service,
+            pre_stop: context.pre_stop,
+            undo_pre_stop: context.undo_pre_stop,
+            names: existing
+                .iter()
+                .map(|c| (c.id.clone(), c.name.clone()))
+                .collect(),
+            known: existing.iter().map(|c| c.id.clone()).collect(),
+            reporter: context.reporter,
+            interrupts: context.interrupts,
+            events: context.events,
+            proxy: context.proxy,
+            targets: existing
+                .iter()
+                .map(|c| (c.id.clone(), c.target()))
+                .collect(),
             watch: WatchState::default(),
             proxy_watch: ProxyWatch::default(),
             diagnosed: Vec::new(),
@@ -248,34 +262,20 @@ impl<'a> Driver<'a> {
     }
 
     async fn remove(&self, ids: &[String]) -> Input {
-        let mut args = vec!["rm".to_owned(), "--force".to_owned(), "--".to_owned()];
-        args.extend(ids.iter().cloned());
-        match self.docker.run(self.docker.docker(args)).await {
+        match self.docker.run(self.docker.remove(ids, true)).await {
             Ok(_) => Input::Done,
             Err(error) => Input::Failed(brief(&error)),
         }
     }
 
     async fn scale(&mut self, total: u32, start_by_id: bool, adopted: &[String]) -> Input {
-        let service = self.service.clone();
-        let mut up = vec!["up".to_owned()];
-        up.push(
-            if start_by_id {
-                "--no-start"
-            } else {
-                "--detach"
-            }
-            .to_owned(),
-        );
-        up.extend([
-            "--no-deps".to_owned(),
-            "--no-recreate".to_owned(),
-            "--scale".to_owned(),
-            format!("{service}={total}"),
-            "--".to_owned(),
-            service,
-        ]);
-        if let Err(error) = self.docker.run(self.docker.compose(up)).await {
+        let start = if start_by_id {
+            Start::NoStart
+        } else {
+            Start::Detached
+        };
+        let scale = self.docker.scale(&self.service, total, start);
+        if let Err(error) = self.docker.run(scale).await {
             return Input::Failed(brief(&error));
         }
         let ids = match self
@@ -291,16 +291,15 @@ impl<'a> Driver<'a> {
             .filter(|id| !self.known.contains(id))
             .collect();
         self.known.extend(created.iter().cloned());
-        if start_by_id && !created.is_empty() {
-            let mut start = vec!["start".to_owned(), "--".to_owned()];
-            start.extend(created.iter().cloned());
-            if let Err(error) = self.docker.run(self.docker.docker(start)).await {
-                // The rollback removes every container it does not know, these included.
-                return Input::Failed(format!(
-                    "starting the new containers failed: {}",
-                    brief(&error)
-                ));
-            }
+        if start_by_id
+            && !created.is_empty()
+            && let Err(error) = self.docker.run(self.docker.start(&created)).await
+        {
+            // The rollback removes every container it does not know, these included.
+            return Input::Failed(format!(
+                "starting the new containers failed: {}",
+                brief(&error)
+            ));
         }
         let mut watched = adopted.to_vec();
         watched.extend(created.iter().cloned());
@@ -313,7 +312,7 @@ impl<'a> Driver<'a> {
             self.names
                 .insert(container.id.clone(), container.name.clone());
             self.targets
-                .insert(container.id.clone(), target_of(container));
+                .insert(container.id.clone(), container.target());
         }
         self.seed(watched, &containers);
         Input::Scaled(
@@ -566,18 +565,13 @@ impl<'a> Driver<'a> {
     }
 
     async fn retire(&self, ids: &[String], keep: bool) -> Input {
-        // No `-t`: each container's own stop_grace_period holds.
-        let mut stop = vec!["stop".to_owned(), "--".to_owned()];
-        stop.extend(ids.iter().cloned());
-        if let Err(error) = self.docker.run(self.docker.docker(stop)).await {
+        if let Err(error) = self.docker.run(self.docker.stop(ids)).await {
             return Input::Failed(brief(&error));
         }
         if keep {
             return Input::Done;
         }
-        let mut remove = vec!["rm".to_owned(), "--".to_owned()];
-        remove.extend(ids.iter().cloned());
-        match self.docker.run(self.docker.docker(remove)).await {
+        match self.docker.run(self.docker.remove(ids, false)).await {
             Ok(_) => Input::Done,
             Err(error) => Input::Failed(brief(&error)),
         }
@@ -585,9 +579,7 @@ impl<'a> Driver<'a> {
 
     /// Starts old containers kept stopped, then undoes the pre-stop on each.
     async fn restore(&self, ids: &[String]) -> Input {
-        let mut start = vec!["start".to_owned(), "--".to_owned()];
-        start.extend(ids.iter().cloned());
-        if let Err(error) = self.docker.run(self.docker.docker(start)).await {
+        if let Err(error) = self.docker.run(self.docker.start(ids)).await {
             return Input::Failed(brief(&error));
         }
         let undo = self.undo_pre_stop.as_ref();
@@ -625,12 +617,8 @@ impl<'a> Driver<'a> {
             .cloned()
             .collect();
         self.diagnose(&undiagnosed).await;
-        let mut stop = vec!["stop".to_owned(), "--".to_owned()];
-        stop.extend(doomed.iter().cloned());
-        let _ = self.docker.run(self.docker.docker(stop)).await;
-        let mut remove = vec!["rm".to_owned(), "--force".to_owned(), "--".to_owned()];
-        remove.extend(doomed.iter().cloned());
-        match self.docker.run(self.docker.docker(remove)).await {
+        let _ = self.docker.run(self.docker.stop(&doomed)).await;
+        match self.docker.run(self.docker.remove(&doomed, true)).await {
             Ok(_) => Input::Done,
             Err(error) => Input::RollbackFailed {
                 left: doomed,
@@ -647,13 +635,7 @@ impl<'a> Driver<'a> {
         let containers = self.docker.inspect(ids).await.unwrap_or_default();
         let mut logs = JoinSet::new();
         for id in ids {
-            let command = self.docker.docker([
-                "logs".to_owned(),
-                "--tail".to_owned(),
-                "5".to_owned(),
-                "--".to_owned(),
-                id.clone(),
-            ]);
+            let command = self.docker.logs_tail(id, 5);
             let docker = self.docker.clone();
             let id = id.clone();
             logs.spawn(async move {
@@ -692,14 +674,6 @@ impl<'a> Driver<'a> {
                     .container_output(short, &format!("last log lines:\n{text}"));
             }
         }
-    }
-}
-
-pub fn target_of(container: &Container) -> Target {
-    Target {
-        id: container.id.clone(),
-        name: container.name.clone(),
-        addresses: container.addresses.clone(),
     }
 }
 

@@ -16,11 +16,12 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use super::Settings;
-use super::settings::{FailureAction, Order, StillRouting};
-use crate::docker::container::{Container, Health, Healthcheck, State};
 use crate::duration::show;
 use crate::exit::Exit;
+use crate::model::container::{Container, Health, Healthcheck, State};
+use crate::model::policy::{FailureAction, Order, StillRouting};
 use crate::model::routing::{Route, Routing};
+pub use crate::model::signal::Signal;
 use crate::plan::Plan;
 use crate::template::short_id;
 use retreat::{Retreat, RollbackStep};
@@ -93,23 +94,6 @@ impl Status {
     /// Unhealthy, or not running at all: either way the proxy no longer routes to it.
     fn is_drained(&self) -> bool {
         self.health == Health::Unhealthy || self.state != State::Running
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Signal {
-    Interrupt,
-    Terminate,
-}
-
-impl Signal {
-    /// The exit code of a run this signal stopped.
-    pub fn exit(self) -> Exit {
-        match self {
-            Signal::Interrupt => Exit::Interrupted,
-            Signal::Terminate => Exit::Terminated,
-        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! value is refused here, before anything changes.
 
 use super::Layer;
-use crate::docker::compose::UpdateConfig;
-use crate::rollout::settings::{FailureAction, Order};
+use crate::model::policy::{FailureAction, Order};
+use crate::model::project::UpdateConfig;
 
 pub fn update_config_layer(service: &str, raw: &UpdateConfig) -> Result<Layer, String> {
     let refusal = |key: &'static str, flag: &'static str| {

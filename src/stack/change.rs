@@ -3,9 +3,9 @@
 //! number running against `deploy.replicas`, and the image id the containers run against the id
 //! the service's image reference points at now (a rebuilt `:latest` keeps its name, not its id).
 
-use crate::docker::compose::ServiceConfig;
-use crate::docker::container::Container;
 use crate::docker::image::ImageId;
+use crate::model::container::Container;
+use crate::model::project::ServiceConfig;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -55,7 +55,7 @@ pub fn detect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::container::{Health, State};
+    use crate::model::container::{Health, State};
 
     /// `"running:h1:img1"` = state, config hash, image id.
     fn container(spec: &str) -> Container {

@@ -8,17 +8,20 @@ pub mod order;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::app::{ServiceRollout, lock, read_project, service_config, unreachable_or};
 use crate::cli::Cli;
 use crate::docker::Docker;
-use crate::docker::compose::{ProjectConfig, parse_hashes};
-use crate::docker::container::Container;
+use crate::docker::compose::parse_hashes;
 use crate::docker::image::ImageId;
+use crate::docker::unreachable_or;
 use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::lock::{Lock, StateDir};
+use crate::model::container::Container;
+use crate::model::project::ProjectConfig;
 use crate::orphans::Orphans;
 use crate::report::{Reporter, StackOutcome};
+use crate::service::ServiceRollout;
+use crate::service::project::{lock, read_project, service_config};
 use crate::service_settings::{ServiceSettings, service_settings};
 use change::{Verdict, detect};
 use order::rollout_order;
@@ -193,7 +196,7 @@ async fn list(docker: &Docker, project: &str, service: &str) -> Result<Vec<Conta
 /// `docker compose config --hash '*'`: the hash new containers of each service would carry.
 async fn config_hashes(docker: &Docker) -> Result<BTreeMap<String, String>, Failure> {
     let output = docker
-        .run(docker.compose(["config", "--hash", "*"]))
+        .run(docker.config_hash("*"))
         .await
         .map_err(unreachable_or("asking Compose for the config hashes"))?;
     Ok(parse_hashes(&output.stdout))

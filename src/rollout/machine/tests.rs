@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::{Instant, advance};
 
 use super::*;
-use crate::docker::container::{Container, Healthcheck, State};
+use crate::model::container::{Container, Healthcheck, State};
 use crate::model::routing::{Route, Routing};
 
 const CHECK: Healthcheck = Healthcheck {

@@ -25,59 +25,38 @@ pub struct Cli {
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
     /// Stack rollouts: roll the named (or all) services even when unchanged.
-    #[arg(long)]
+    #[arg(long, help_heading = "Rollout")]
     pub force_recreate: bool,
-
-    /// Compose file (repeatable, as with docker compose; default: Compose's own lookup).
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        help_heading = "Compose"
-    )]
-    pub files: Vec<PathBuf>,
-    /// Compose project name (default: Compose's own, e.g. COMPOSE_PROJECT_NAME or the directory).
-    #[arg(short = 'p', long, value_name = "NAME", help_heading = "Compose")]
-    pub project_name: Option<String>,
-    /// Compose project directory.
-    #[arg(long, value_name = "DIR", help_heading = "Compose")]
-    pub project_directory: Option<PathBuf>,
-    /// Environment file (repeatable).
-    #[arg(long = "env-file", value_name = "FILE", help_heading = "Compose")]
-    pub env_files: Vec<PathBuf>,
-    /// Compose profile to enable (repeatable).
-    #[arg(long = "profile", value_name = "NAME", help_heading = "Compose")]
-    pub profiles: Vec<String>,
 
     /// How long the new containers may take to turn healthy (e.g. 90s, 2m, or seconds).
     /// Default: derived from their healthcheck (start period + (retries + 1) × (interval + timeout)).
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Rollout")]
     pub healthcheck_timeout: Option<Duration>,
     /// Without a healthcheck: how long the new containers must keep running [default: 10s].
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Rollout")]
     pub wait: Option<Duration>,
     /// Extra time after the new containers are healthy, before the old ones are touched (time
     /// for the proxy to start routing to them) [default: 0s].
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Rollout")]
     pub wait_after_healthy: Option<Duration>,
     /// Command run once per old container, in parallel, before it is stopped; no shell.
     /// Placeholders: {id} {short_id} {name} {service} {project}.
-    #[arg(long, value_name = "TEMPLATE", value_parser = template)]
+    #[arg(long, value_name = "TEMPLATE", value_parser = template, help_heading = "Drain")]
     pub pre_stop_cmd: Option<Template>,
     /// After the pre-stop command, wait until the old containers report unhealthy (needs a
     /// pre-stop command, from --pre-stop-cmd or x-reroll).
-    #[arg(long)]
+    #[arg(long, help_heading = "Drain")]
     pub pre_stop_wait_until_unhealthy: bool,
     /// Command that undoes --pre-stop-cmd on an old container a rollback restarts, e.g.
     /// 'docker exec {id} rm -f /.dead'.
-    #[arg(long, value_name = "TEMPLATE", value_parser = template)]
+    #[arg(long, value_name = "TEMPLATE", value_parser = template, help_heading = "Drain")]
     pub undo_pre_stop_cmd: Option<Template>,
     /// How long the old containers may take to turn unhealthy (default: from their healthcheck).
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Drain")]
     pub drain_timeout: Option<Duration>,
     /// Extra time after the old containers are unhealthy, before they are stopped (time for the
     /// proxy to drop them; Traefik applies changes at most every 2s) [default: 0s].
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Drain")]
     pub wait_after_unhealthy: Option<Duration>,
 
     /// Ask this proxy what it routes to: the new containers must be in its rotation before the
@@ -128,13 +107,34 @@ pub struct Cli {
 
     /// Stop and remove the project's containers whose service is no longer in the compose file,
     /// once the rollouts succeeded.
-    #[arg(long)]
+    #[arg(long, help_heading = "Rollout")]
     pub remove_orphans: bool,
 
     /// Print what would be done (per service: changed or not and why, containers to remove, add
     /// and retire, the settings and where each came from) and change nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = "Rollout")]
     pub dry_run: bool,
+
+    /// Compose file (repeatable, as with docker compose; default: Compose's own lookup).
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        help_heading = "Compose"
+    )]
+    pub files: Vec<PathBuf>,
+    /// Compose project name (default: Compose's own, e.g. COMPOSE_PROJECT_NAME or the directory).
+    #[arg(short = 'p', long, value_name = "NAME", help_heading = "Compose")]
+    pub project_name: Option<String>,
+    /// Compose project directory.
+    #[arg(long, value_name = "DIR", help_heading = "Compose")]
+    pub project_directory: Option<PathBuf>,
+    /// Environment file (repeatable).
+    #[arg(long = "env-file", value_name = "FILE", help_heading = "Compose")]
+    pub env_files: Vec<PathBuf>,
+    /// Compose profile to enable (repeatable).
+    #[arg(long = "profile", value_name = "NAME", help_heading = "Compose")]
+    pub profiles: Vec<String>,
 
     /// Write one JSON object per event on stdout.
     #[arg(long, help_heading = "Output")]

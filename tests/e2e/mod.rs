@@ -4,6 +4,7 @@
 pub mod census;
 pub mod cmd;
 pub mod containers;
+pub mod engine;
 pub mod http;
 pub mod load;
 pub mod plugin;

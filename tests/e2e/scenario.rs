@@ -163,6 +163,7 @@ impl Drop for Scenario {
             .args(["120", "docker", "compose", "--project-name", &self.project])
             .args(["down", "--volumes", "--remove-orphans", "--timeout", "1"])
             .current_dir(self.dir())
+            .envs(super::engine::env())
             .envs(self.env())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -8,6 +8,7 @@ use super::cmd::Finished;
 use super::containers::{self, Container, assert_exactly};
 use super::load::{Load, Tally};
 use super::readme::documented_command;
+use super::report;
 use super::scenario::{APP, Scenario};
 use super::tool;
 
@@ -110,4 +111,55 @@ pub fn with_service(documented: &[String], service: &str) -> Vec<String> {
     let mut args = documented.to_vec();
     *args.last_mut().expect("no service in the README command") = service.to_owned();
     args
+}
+
+/// Ctrl-C while the new containers of a slow release (written as the scenario's override) are
+/// still `starting`, under load: exit 130, no failed request, the old containers untouched.
+pub async fn interrupt_rolls_back(scenario: &Scenario, before: &[Container], what: &str) {
+    let args = documented_args(scenario);
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+    let running = tool::spawn(scenario.dir(), &strs(&args), &env);
+    let all = before.len() * 2;
+    containers::wait_for_count(&scenario.project, APP, all, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    running.interrupt();
+    let finished = running.finish(Duration::from_secs(60)).await;
+    tokio::time::sleep(SETTLE).await;
+    let tally = load.stop().await;
+
+    report(&format!(
+        "{what}: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 130, what);
+    assert_no_failures(scenario, &tally, what).await;
+    assert_only_old(before, &scenario.app_containers().await);
+}
+
+/// The documented command rolls the started scenario's `replicas` to version b under load: exit 0,
+/// no failed request, both versions answered, exactly the new containers left. Returns the
+/// tool's result for further checks.
+pub async fn documented_rollout_succeeds(
+    scenario: &Scenario,
+    replicas: usize,
+    name: &str,
+) -> Finished {
+    let args = documented_args(scenario);
+    let (finished, tally) = roll_under_load(scenario, &args).await;
+
+    report(&format!(
+        "{name}: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, name);
+    assert_no_failures(scenario, &tally, name).await;
+    assert!(
+        tally.answered("a") > 0 && tally.answered("b") > 0,
+        "both versions should have answered: {tally}"
+    );
+    assert_exactly(&scenario.app_containers().await, replicas, "b");
+    finished
 }

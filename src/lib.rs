@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compose_v1;
 pub mod docker;
 pub mod duration;
 pub mod engine;

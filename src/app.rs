@@ -27,7 +27,7 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     let mut interrupts = Interrupts::install()
         .map_err(|e| Failure::usage(format!("cannot install signal handlers: {e}")))?;
     let mut docker = Docker::new(cli.globals(), cli.project_args());
-    crate::engine::configure(cli.engine); // Podman support
+    crate::engine::configure(cli.engine, &mut docker); // Podman support
     match cli.services.as_slice() {
         [service] => roll_named(&cli, &mut docker, service, reporter, &mut interrupts).await,
         _ => crate::stack::run(&cli, &mut docker, reporter, &mut interrupts).await,
@@ -442,6 +442,10 @@ async fn current_hash(
     if let Some(hash) = known {
         return Ok(hash.to_owned());
     }
+    if docker.compose_cli() == &ComposeCli::PodmanCompose {
+        // No `config --hash`: none of the hashes running is known to be the file's.
+        return Ok(String::new());
+    }
     let output = docker
         .run(docker.compose(["config", "--hash", service]))
         .await
@@ -491,7 +495,10 @@ async fn detect_compose(docker: &Docker) -> Result<ComposeCli, Failure> {
 }
 
 async fn read_config(docker: &Docker) -> Result<ProjectConfig, Failure> {
-    if docker.compose_cli() == &ComposeCli::StandaloneV1 {
+    if matches!(
+        docker.compose_cli(),
+        ComposeCli::StandaloneV1 | ComposeCli::PodmanCompose
+    ) {
         return crate::compose_v1::read_config(docker).await;
     }
     // Compose's JSON keeps the services' `x-` fields only when not interpolating: asked in parallel.

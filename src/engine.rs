@@ -4,10 +4,14 @@
 //! stays `starting` until someone runs `podman healthcheck run`. Then docker-reroll runs them
 //! itself while it waits ([`health_pump`]).
 //!
-//! Chosen by `--engine` / `DOCKER_REROLL_ENGINE` (default: detected from `docker version`, whose
-//! server lists a `Podman Engine` component) and `--health-runner` /
-//! `DOCKER_REROLL_HEALTH_RUNNER` (default: the tool runs the checks on a Podman whose cgroup driver
-//! is not systemd's).
+//! Two routes to Podman. Docker's CLI and Compose against Podman's API socket: the engine is told
+//! by `docker version`, whose server lists a `Podman Engine` component. Or Podman's own CLI with
+//! podman-compose (`--engine podman`, or no `docker` on PATH but `podman`): `podman` takes
+//! `docker`'s place in every call, podman-compose Compose's (`ComposeCli::PodmanCompose`).
+//!
+//! `--engine` / `DOCKER_REROLL_ENGINE` picks the route, `--health-runner` /
+//! `DOCKER_REROLL_HEALTH_RUNNER` who runs the checks (default: the tool, on a Podman whose cgroup
+//! manager is not systemd's).
 
 pub mod health_pump;
 
@@ -17,6 +21,7 @@ use clap::{Args, ValueEnum};
 use tokio::sync::OnceCell;
 
 use crate::docker::Docker;
+use crate::docker::command::ComposeCli;
 use crate::docker::events::Subscription;
 use crate::report::Reporter;
 use health_pump::HealthPump;
@@ -24,8 +29,9 @@ use health_pump::HealthPump;
 /// The command-line options (flattened into [`crate::cli::Cli`]).
 #[derive(Args, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EngineArgs {
-    /// The engine behind the Docker CLI: Docker, or Podman's Docker-compatible API (e.g.
-    /// DOCKER_HOST=unix:///run/podman/podman.sock); auto asks `docker version`.
+    /// docker: Docker's CLI and Compose, against whatever engine serves their API (Podman's
+    /// socket too: told by `docker version`); podman: Podman's own CLI and podman-compose; auto:
+    /// docker, or podman when only `podman` is on PATH.
     #[arg(
         long,
         value_name = "ENGINE",
@@ -80,12 +86,54 @@ struct Detected {
 }
 
 static SETTINGS: OnceLock<EngineArgs> = OnceLock::new();
+/// Whether this run drives Podman's own CLI and podman-compose.
+static PODMAN_CLI: OnceLock<bool> = OnceLock::new();
 /// One endpoint per run: asked once, whatever the number of services rolled.
 static DETECTED: OnceCell<Detected> = OnceCell::const_new();
 
-/// The run's choices; call once, before any rollout.
-pub fn configure(args: EngineArgs) {
+/// The run's choices; call once, before any rollout. On the podman route, `docker` runs Podman's
+/// CLI and Compose is podman-compose.
+pub fn configure(args: EngineArgs, docker: &mut Docker) {
     let _ = SETTINGS.set(args);
+    let podman_cli = match args.engine {
+        EngineChoice::Podman => true,
+        EngineChoice::Docker => false,
+        EngineChoice::Auto => !on_path("docker") && on_path("podman"),
+    };
+    let _ = PODMAN_CLI.set(podman_cli);
+    if podman_cli {
+        // A test's stand-in for `docker` stays.
+        if std::env::var_os("DOCKER_REROLL_DOCKER").is_none() {
+            docker.use_program(&podman_program());
+        }
+        docker.use_compose(ComposeCli::PodmanCompose);
+    }
+}
+
+/// Whether `docker` means Podman's own CLI in this run.
+pub fn podman_cli() -> bool {
+    PODMAN_CLI.get().copied().unwrap_or(false)
+}
+
+/// Compose v1 and v2 label their containers `com.docker.compose.oneoff`, podman-compose does not.
+pub fn compose_labels_oneoff() -> bool {
+    !podman_cli()
+}
+
+/// Podman's CLI: `DOCKER_REROLL_PODMAN`, else `podman` from PATH.
+pub fn podman_program() -> String {
+    std::env::var("DOCKER_REROLL_PODMAN")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "podman".to_owned())
+}
+
+pub fn on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return std::path::Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 fn settings() -> EngineArgs {
@@ -101,6 +149,21 @@ fn parse_components(components: &str) -> Option<String> {
 }
 
 async fn detect(docker: &Docker) -> Detected {
+    if podman_cli() {
+        let info = docker.docker([
+            "info",
+            "--format",
+            "{{.Host.CgroupManager}} {{.Version.Version}}",
+        ]);
+        let output = docker.run(info).await.map(|o| o.stdout).unwrap_or_default();
+        let mut words = output.split_whitespace();
+        let cgroup_driver = words.next().unwrap_or_default().to_owned();
+        return Detected {
+            engine: Engine::Podman,
+            version: words.next().unwrap_or_default().to_owned(),
+            cgroup_driver,
+        };
+    }
     let version = docker.docker([
         "version",
         "--format",
@@ -144,14 +207,13 @@ pub async fn health_pump(
     let why = match (args.health_runner, args.engine) {
         (HealthRunner::Engine, _) | (HealthRunner::Auto, EngineChoice::Docker) => return None,
         (HealthRunner::Tool, _) => "--health-runner tool".to_owned(),
-        (HealthRunner::Auto, choice) => {
+        (HealthRunner::Auto, _) => {
             let detected = DETECTED.get_or_init(|| detect(docker)).await;
-            let named = choice == EngineChoice::Podman;
-            if detected.engine != Engine::Podman && !named {
+            if detected.engine != Engine::Podman {
                 return None;
             }
-            let engine = if named {
-                "Podman (--engine podman)".to_owned()
+            let engine = if podman_cli() {
+                format!("Podman {} (its own CLI, podman-compose)", detected.version)
             } else {
                 format!(
                     "Podman {} (its API names a 'Podman Engine')",

@@ -19,8 +19,8 @@ use harness::releases::NEVER_HEALTHY;
 use harness::report;
 use harness::scenario::{APP, Scenario};
 use harness::steps::{
-    assert_exit, assert_no_failures, assert_only_old, documented_args, roll_under_load_with,
-    with_options,
+    assert_exit, assert_no_failures, documented_args, roll_under_load_with,
+    rolls_back_never_healthy,
 };
 use tempfile::TempDir;
 use tokio::sync::MutexGuard;
@@ -147,18 +147,5 @@ async fn compose_v1_rolls_back_a_release_that_never_turns_healthy() {
     let scenario = start("v1broken", 2, &v1).await;
     let before = scenario.app_containers().await;
     scenario.write_override(NEVER_HEALTHY);
-    let args = with_options(
-        &documented_args(&scenario),
-        &["--healthcheck-timeout", "8s"],
-    );
-
-    let (finished, tally) = roll_under_load_with(&scenario, &args, &v1.env()).await;
-
-    report(&format!(
-        "compose v1 broken release: tool {:.1}s; load: {tally}",
-        finished.elapsed.as_secs_f64()
-    ));
-    assert_exit(&finished, 1, "never healthy with Compose v1");
-    assert_no_failures(&scenario, &tally, "never healthy with Compose v1").await;
-    assert_only_old(&before, &scenario.app_containers().await);
+    rolls_back_never_healthy(&scenario, &before, "compose v1 broken release", &v1.env()).await;
 }

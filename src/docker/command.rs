@@ -113,6 +113,9 @@ pub enum ComposeCli {
     /// A standalone Compose v1 (`docker-compose` 1.x): its `config` prints YAML
     /// (`crate::compose_v1`).
     StandaloneV1,
+    /// `podman-compose`, with the `podman` CLI for the rest (`crate::engine`): YAML config too,
+    /// no `config --hash`, no `oneoff` label.
+    PodmanCompose,
 }
 
 #[derive(Clone, Debug)]
@@ -203,6 +206,11 @@ impl Docker {
         self.compose = compose;
     }
 
+    /// Runs another CLI than `docker` (Podman's: `crate::engine`).
+    pub fn use_program(&mut self, program: &str) {
+        self.program = program.to_owned();
+    }
+
     pub fn compose_cli(&self) -> &ComposeCli {
         &self.compose
     }
@@ -246,6 +254,11 @@ impl Docker {
             ComposeCli::Standalone | ComposeCli::StandaloneV1 => {
                 let mut command = detached("docker-compose");
                 command.envs(self.globals.env());
+                command.args(&self.project_args);
+                command
+            }
+            ComposeCli::PodmanCompose => {
+                let mut command = detached("podman-compose");
                 command.args(&self.project_args);
                 command
             }

@@ -6,10 +6,11 @@
 //! back and, when it changed, hands it to the driver as if `docker events` had said it (Podman's
 //! own event carries no status).
 //!
-//! The driver tells it which containers it watches ([`HealthPump::follow`]); dropping the pump
-//! stops every check.
+//! The driver tells it which containers it watches ([`HealthPump::follow`]), and none while it
+//! does something else (asks the proxy, stops containers, verifies): a check that runs slowly on a
+//! busy host then cannot turn a container that passed its gate unhealthy behind the tool's back.
+//! Dropping the pump stops every check.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -40,10 +41,10 @@ struct Podman {
 
 impl Podman {
     fn for_endpoint(docker: &Docker) -> Podman {
-        let program = std::env::var("DOCKER_REROLL_PODMAN")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "podman".to_owned());
+        let program = super::podman_program();
+        if super::podman_cli() {
+            return Podman { program, url: None };
+        }
         let host = docker
             .globals()
             .host
@@ -103,7 +104,7 @@ impl HealthPump {
 
     /// Whether the Podman CLI is there to run.
     pub fn found(&self) -> bool {
-        on_path(&self.podman.program)
+        super::on_path(&self.podman.program)
     }
 }
 
@@ -111,15 +112,6 @@ impl Drop for HealthPump {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-fn on_path(program: &str) -> bool {
-    if program.contains('/') {
-        return Path::new(program).is_file();
-    }
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir: PathBuf| dir.join(program).is_file())
-    })
 }
 
 /// Follows the followed set: each change stops the checks of the previous one (dropping the

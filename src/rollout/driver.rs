@@ -142,6 +142,12 @@ impl<'a> Driver<'a> {
                     super::machine::Note::Warning(text) => self.reporter.warning(&text),
                 }
             }
+            // The health pump runs checks only while a watch waits on them (crate::engine).
+            if let Some(pump) = &self.health_pump
+                && !matches!(action, Action::Watch { .. })
+            {
+                pump.follow(&[]);
+            }
             input = match action {
                 Action::Finish(outcome) => return (outcome, times),
                 Action::Remove(ids) => self.remove(&ids).await,

@@ -1,31 +1,50 @@
-//! The engine the end-to-end tests drive: the machine's Docker engine, or (tests/podman.rs)
-//! Podman through its Docker-compatible API socket, which tests/setup-podman.sh runs. Every
-//! command the harness starts, the tool included, gets the chosen engine's environment.
+//! The engine the end-to-end tests drive: the machine's Docker engine, or (tests/podman.rs,
+//! tests/podman_compose.rs) Podman, which tests/setup-podman.sh runs with its Docker-compatible
+//! API socket. Every command the harness starts, the tool included, gets the chosen engine's
+//! environment: the harness itself always looks through Docker's CLI (on Podman, through the
+//! socket, which shows the same containers as Podman's CLI).
 
 use std::sync::OnceLock;
 
 /// Where tests/setup-podman.sh runs `podman system service`.
-#[allow(dead_code)] // tests/podman.rs only
 pub const PODMAN_SOCKET: &str = "unix:///run/reroll-podman/podman.sock";
 
-static ENV: OnceLock<Vec<(String, String)>> = OnceLock::new();
+/// How the tool reaches Podman.
+#[allow(dead_code)] // tests/podman.rs names DockerApi
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Docker's CLI and Compose v2 against Podman's socket.
+    DockerApi,
+    /// Podman's own CLI and podman-compose (`DOCKER_REROLL_ENGINE=podman`).
+    PodmanCompose,
+}
 
-/// From now on, in this test binary, `docker` means Podman's API socket.
-#[allow(dead_code)] // tests/podman.rs only
-pub fn use_podman() {
-    let _ = ENV.set(vec![("DOCKER_HOST".to_owned(), PODMAN_SOCKET.to_owned())]);
+static ROUTE: OnceLock<(Route, Vec<(&'static str, &'static str)>)> = OnceLock::new();
+
+/// From now on, in this test binary, the tests run on Podman by `route`.
+pub fn use_podman(route: Route) {
+    let mut env = vec![("DOCKER_HOST", PODMAN_SOCKET)];
+    if route == Route::PodmanCompose {
+        env.push(("DOCKER_REROLL_ENGINE", "podman"));
+    }
+    let _ = ROUTE.set((route, env));
+}
+
+/// The Podman route, if this test binary runs on Podman.
+pub fn route() -> Option<Route> {
+    ROUTE.get().map(|(route, _)| *route)
 }
 
 pub fn is_podman() -> bool {
-    ENV.get().is_some()
+    route().is_some()
 }
 
 /// The environment every command gets: empty for the machine's Docker.
 pub fn env() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ENV.get()
+    ROUTE
+        .get()
         .into_iter()
-        .flatten()
-        .map(|(key, value)| (key.as_str(), value.as_str()))
+        .flat_map(|(_, env)| env.iter().copied())
 }
 
 /// The setup scripts work on Docker's own store (and start Podman's socket themselves).

@@ -8,6 +8,8 @@ pub mod engine;
 pub mod http;
 pub mod load;
 pub mod plugin;
+#[allow(dead_code)] // tests/podman.rs and tests/podman_compose.rs
+pub mod podman;
 pub mod preflight;
 pub mod readme;
 pub mod releases;

@@ -174,6 +174,15 @@ impl Drop for Scenario {
                 self.project
             ));
         }
+        // Compose v2 leaves the networks podman-compose made.
+        if super::engine::is_podman() {
+            let _ = std::process::Command::new("timeout")
+                .args(["60", "podman", "network", "rm", "--force"])
+                .arg(format!("{}_default", self.project))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
 

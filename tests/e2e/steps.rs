@@ -173,3 +173,30 @@ pub async fn documented_rollout_succeeds(
     assert_exactly(&scenario.app_containers().await, replicas, "b");
     finished
 }
+
+/// A release that never turns healthy (written as the scenario's override), rolled with the
+/// documented command and a short health timeout under load: exit 1, no failed request, the
+/// release never served, the old containers untouched. `extra_env` goes to the tool.
+#[allow(dead_code)] // the Podman and Compose v1 tests
+pub async fn rolls_back_never_healthy(
+    scenario: &Scenario,
+    before: &[Container],
+    what: &str,
+    extra_env: &[(&str, &str)],
+) {
+    let args = with_options(&documented_args(scenario), &["--healthcheck-timeout", "8s"]);
+    let (finished, tally) = roll_under_load_with(scenario, &args, extra_env).await;
+
+    report(&format!(
+        "{what}: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 1, what);
+    assert_no_failures(scenario, &tally, what).await;
+    assert_eq!(
+        tally.answered("b"),
+        0,
+        "{what}: the broken release served: {tally}"
+    );
+    assert_only_old(before, &scenario.app_containers().await);
+}

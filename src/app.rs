@@ -269,7 +269,8 @@ impl ServiceRollout<'_> {
             .collect();
         let known = snapshot.containers.iter().map(|c| c.id.clone()).collect();
         // Podman without systemd: the tool runs the health checks (crate::engine).
-        let health_pump = crate::engine::health_pump(docker, &events, reporter).await;
+        let x_reroll = self.config.x_reroll.as_ref();
+        let health_pump = crate::engine::health_pump(docker, &events, reporter, x_reroll).await;
         let mut machine = Machine::new(plan, self.resolved.settings);
         let undo_pre_stop = self.resolved.undo_pre_stop_cmd.clone();
         let mut driver = Driver::new(

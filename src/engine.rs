@@ -43,16 +43,15 @@ pub struct EngineArgs {
     pub engine: EngineChoice,
     /// Who runs the containers' health checks while the tool waits on them: the engine, or the
     /// tool (`podman healthcheck run` at each healthcheck's interval); auto: the tool on a Podman
-    /// without systemd, which runs none.
+    /// without systemd, which runs none (overrides x-reroll health-runner) [default: auto].
     #[arg(
         long,
         value_name = "WHO",
         value_enum,
         env = "DOCKER_REROLL_HEALTH_RUNNER",
-        default_value = "auto",
         help_heading = "Engine"
     )]
-    pub health_runner: HealthRunner,
+    pub health_runner: Option<HealthRunner>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -69,6 +68,18 @@ pub enum HealthRunner {
     Auto,
     Engine,
     Tool,
+}
+
+impl HealthRunner {
+    /// A service's `x-reroll: health-runner:` value.
+    pub fn parse(text: &str) -> Option<HealthRunner> {
+        <HealthRunner as ValueEnum>::from_str(text, false).ok()
+    }
+}
+
+/// `x-reroll: health-runner:` of a service, already checked by `service_settings`.
+fn x_reroll_runner(x_reroll: Option<&serde_json::Value>) -> Option<HealthRunner> {
+    HealthRunner::parse(x_reroll?.get("health-runner")?.as_str()?)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,16 +208,22 @@ async fn detect(docker: &Docker) -> Detected {
 }
 
 /// Starts running the health checks of the containers the driver watches, when the engine does
-/// not run them itself (or when told to), and says so; `None` when the engine runs them.
+/// not run them itself (or when told to: the flag, else the service's `x-reroll:`), and says so;
+/// `None` when the engine runs them.
 pub async fn health_pump(
     docker: &Docker,
     events: &Subscription,
     reporter: &Reporter,
+    x_reroll: Option<&serde_json::Value>,
 ) -> Option<HealthPump> {
     let args = settings();
-    let why = match (args.health_runner, args.engine) {
+    let runner = args
+        .health_runner
+        .or_else(|| x_reroll_runner(x_reroll))
+        .unwrap_or_default();
+    let why = match (runner, args.engine) {
         (HealthRunner::Engine, _) | (HealthRunner::Auto, EngineChoice::Docker) => return None,
-        (HealthRunner::Tool, _) => "--health-runner tool".to_owned(),
+        (HealthRunner::Tool, _) => "told to (health-runner tool)".to_owned(),
         (HealthRunner::Auto, _) => {
             let detected = DETECTED.get_or_init(|| detect(docker)).await;
             if detected.engine != Engine::Podman {
@@ -257,6 +274,14 @@ pub async fn health_pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn x_reroll_can_say_who_runs_the_checks() {
+        let x = serde_json::json!({"health-runner": "tool", "wait": "3s"});
+        assert_eq!(x_reroll_runner(Some(&x)), Some(HealthRunner::Tool));
+        assert_eq!(x_reroll_runner(None), None);
+        assert_eq!(HealthRunner::parse("sometimes"), None);
+    }
 
     #[test]
     fn podman_is_told_by_its_engine_component() {

@@ -1,7 +1,8 @@
 //! End-to-end proof on Podman by its own tools: the `podman` CLI and podman-compose (PyPI's 1.6,
 //! which labels its containers `io.podman.compose.config-hash` and has no `config --hash`), chosen
 //! with `DOCKER_REROLL_ENGINE=podman`. Debian's Podman 4.3, rootful, no systemd: the tool runs the
-//! health checks. The HAProxy recipe under the same load as `tests/e2e.rs`.
+//! health checks. The demo `examples/podman/` documents (the HAProxy example, its command with
+//! `podman exec`), under the same load as `tests/e2e.rs`.
 //!
 //! Needs `podman` and `podman-compose` (tests/setup.sh installs them): without them these tests
 //! are skipped with a loud warning, and fail when `CI` is set.
@@ -13,7 +14,9 @@ mod harness;
 use harness::engine::Route;
 use harness::podman::{assert_ran_the_checks, begin_on_podman, start, write_release};
 use harness::releases::{NEVER_HEALTHY, SLOW_START};
-use harness::steps::{documented_rollout_succeeds, interrupt_rolls_back, rolls_back_never_healthy};
+use harness::steps::{
+    documented_args, documented_rollout_succeeds, interrupt_rolls_back, rolls_back_never_healthy,
+};
 
 const ROUTE: Route = Route::PodmanCompose;
 
@@ -23,6 +26,12 @@ async fn podman_compose_rolls_two_replicas_without_failed_requests() {
         return;
     };
     let scenario = start("pcompose", 2).await;
+    assert!(
+        documented_args(&scenario)
+            .iter()
+            .any(|arg| arg.starts_with("podman exec")),
+        "the demo's command should drain with Podman's CLI"
+    );
     let finished = documented_rollout_succeeds(&scenario, 2, "podman-compose").await;
     assert_ran_the_checks(&finished);
     assert!(

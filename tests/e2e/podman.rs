@@ -9,7 +9,7 @@ use tokio::sync::MutexGuard;
 
 use super::cmd::{Finished, command, run};
 use super::engine::{self, PODMAN_SOCKET, Route};
-use super::preflight::begin;
+use super::preflight::{begin, repo_root};
 use super::report;
 use super::scenario::{APP, Scenario};
 
@@ -83,6 +83,10 @@ pub async fn start(name: &str, replicas: usize) -> Scenario {
     write_release(&scenario, "");
     let scale = format!("{APP}={replicas}");
     if engine::route() == Some(Route::PodmanCompose) {
+        // The demo on Podman documents this route's command: the one the tests run.
+        let demo = repo_root().join("examples/podman/README.md");
+        std::fs::copy(&demo, scenario.dir().join("README.md"))
+            .unwrap_or_else(|e| panic!("cannot copy {}: {e}", demo.display()));
         let args = ["--project-name", &scenario.project, "up", "--detach"];
         let up = run(
             command(

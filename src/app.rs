@@ -484,8 +484,8 @@ async fn detect_compose(docker: &Docker) -> Result<ComposeCli, Failure> {
             // The fallback's fallback: Compose v1 (crate::compose_v1).
             Some(1) => Ok(ComposeCli::StandaloneV1),
             _ => Err(Failure::usage(format!(
-                "only Compose v1 (docker-compose {}) was found, which has no config hashes and no JSON config: \
-                 install Compose v2 (the docker compose plugin)",
+                "a docker-compose of unknown version ({:?}) was found: install Compose v2 (the \
+                 docker compose plugin)",
                 output.stdout.trim()
             ))),
         },

@@ -22,6 +22,7 @@
 mod harness {
     pub mod cmd;
     pub mod containers;
+    pub mod engine;
     pub mod http;
     pub mod load;
     pub mod preflight;

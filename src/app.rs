@@ -16,6 +16,7 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     let mut interrupts = Interrupts::install()
         .map_err(|e| Failure::usage(format!("cannot install signal handlers: {e}")))?;
     let mut docker = Docker::new(cli.globals(), cli.project_args());
+    crate::engine::configure(cli.engine, &mut docker); // Podman support
     match cli.services.as_slice() {
         [service] => roll_named(&cli, &mut docker, service, reporter, &mut interrupts).await,
         _ => crate::stack::run(&cli, &mut docker, reporter, &mut interrupts).await,

@@ -110,6 +110,10 @@ pub struct Cli {
     #[arg(long, help_heading = "Rollout")]
     pub remove_orphans: bool,
 
+    /// Podman support (`crate::engine`): --engine, --health-runner.
+    #[command(flatten)]
+    pub engine: crate::engine::EngineArgs,
+
     /// Print what would be done (per service: changed or not and why, containers to remove, add
     /// and retire, the settings and where each came from) and change nothing.
     #[arg(long, help_heading = "Rollout")]

@@ -8,8 +8,10 @@
 
 pub mod app;
 pub mod cli;
+pub mod compose_v1;
 pub mod docker;
 pub mod duration;
+pub mod engine;
 pub mod exit;
 pub mod interrupt;
 pub mod journal;

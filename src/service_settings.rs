@@ -183,6 +183,12 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
             "proxy-service" => layer.proxy_service = Some(text()?),
             "proxy-cmd" => layer.proxy_cmd = Some(template()?),
             "proxy-timeout" => layer.proxy_timeout = Some(duration()?),
+            // Read by the engine module (Podman), checked here with the rest.
+            "health-runner" => {
+                let text = value.as_str().unwrap_or_default();
+                crate::model::policy::HealthRunner::parse(text)
+                    .ok_or_else(|| bad("expected one of auto, engine, tool"))?;
+            }
             "proxy-still-routing" => {
                 let text = value.as_str().unwrap_or_default();
                 layer.proxy_still_routing =
@@ -193,7 +199,8 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
                     "unknown key (known: skip, pre-stop-cmd, undo-pre-stop-cmd, \
                      pre-stop-wait-until-unhealthy, healthcheck-timeout, wait, wait-after-healthy, \
                      drain-timeout, wait-after-unhealthy, proxy, proxy-url, proxy-service, \
-                     proxy-cmd, proxy-timeout, proxy-still-routing; the batch settings belong in \
+                     proxy-cmd, proxy-timeout, proxy-still-routing, health-runner; the batch \
+                     settings belong in \
                      deploy.update_config)",
                 ));
             }

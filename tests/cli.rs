@@ -861,17 +861,23 @@ fn refuses_without_compose() {
 }
 
 #[test]
-fn refuses_compose_v1() {
-    let run = Scenario::new()
+fn rolls_with_compose_v1_reading_its_yaml_config() {
+    // What docker-compose 1.29 prints: YAML, no project name, short port strings.
+    let yaml = "services:\n  db:\n    image: postgres\n  web:\n    image: shop/web:2\n    \
+                ports:\n    - 127.0.0.1::80/tcp\nversion: '3.9'\n";
+    let run = quick()
         .compose(Compose::Standalone("1.29.2"))
-        .run(&["web"]);
-    run.assert_refused(
-        "only Compose v1 (docker-compose 1.29.2) was found",
-        "install Compose v2",
-    );
+        .project_flags("--project-name shop")
+        .rule(on("docker-compose --project-name shop config").stdout(yaml))
+        .run(&["--project-name", "shop", "web"]);
+    run.assert_exit(0).assert_stderr("1 new container(s) serve");
     assert_eq!(
         run.called("docker-compose"),
-        ["docker-compose version --short"],
+        [
+            "docker-compose version --short",
+            "docker-compose --project-name shop config",
+            "docker-compose --project-name shop up --detach --no-deps --no-recreate --scale web=2 -- web",
+        ],
         "{run}"
     );
 }

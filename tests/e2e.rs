@@ -26,7 +26,8 @@ use harness::report;
 use harness::scenario::{APP, Scenario, free_port};
 use harness::steps::{
     LOAD_LIMIT, ROLL_LIMIT, SETTLE, VERSION_B, assert_exit, assert_no_failures, assert_only_old,
-    documented_args, roll_counted, roll_under_load, stack_args, strs, with_options, with_service,
+    documented_args, documented_rollout_succeeds, interrupt_rolls_back, roll_counted,
+    roll_under_load, stack_args, strs, with_options, with_service,
 };
 use harness::tool;
 
@@ -36,21 +37,7 @@ async fn rollout_with_drain(replicas: usize) {
     };
     let name = format!("rollout{replicas}");
     let scenario = Scenario::start("haproxy", &name, replicas).await;
-    let args = documented_args(&scenario);
-
-    let (finished, tally) = roll_under_load(&scenario, &args).await;
-
-    report(&format!(
-        "{name}: tool {:.1}s; load: {tally}",
-        finished.elapsed.as_secs_f64()
-    ));
-    assert_exit(&finished, 0, &name);
-    assert_no_failures(&scenario, &tally, &name).await;
-    assert!(
-        tally.answered("a") > 0 && tally.answered("b") > 0,
-        "both versions should have answered: {tally}"
-    );
-    assert_exactly(&scenario.app_containers().await, replicas, "b");
+    documented_rollout_succeeds(&scenario, replicas, &name).await;
 }
 
 /// Scenario 1: the documented HAProxy recipe rolls one replica without a failed request.
@@ -165,27 +152,8 @@ async fn interrupt_during_health_wait_rolls_back() {
     let scenario = Scenario::start("haproxy", "sigint", 2).await;
     let before = scenario.app_containers().await;
     scenario.write_override(SLOW_START);
-    let args = documented_args(&scenario);
-    let load = Load::start(scenario.addr(), LOAD_LIMIT);
-    tokio::time::sleep(SETTLE).await;
-
-    let mut env = scenario.env();
-    env.extend(VERSION_B);
-    let running = tool::spawn(scenario.dir(), &strs(&args), &env);
-    containers::wait_for_count(&scenario.project, APP, 4, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await; // the new ones are `starting` for 6 s
-    running.interrupt();
-    let finished = running.finish(Duration::from_secs(60)).await;
-    tokio::time::sleep(SETTLE).await;
-    let tally = load.stop().await;
-
-    report(&format!(
-        "sigint: tool {:.1}s; load: {tally}",
-        finished.elapsed.as_secs_f64()
-    ));
-    assert_exit(&finished, 130, "SIGINT");
-    assert_no_failures(&scenario, &tally, "SIGINT").await;
-    assert_only_old(&before, &scenario.app_containers().await);
+    // The new ones are `starting` for 6 s.
+    interrupt_rolls_back(&scenario, &before, "sigint").await;
 }
 
 /// Rolls `release` on `replicas` under load, kills the tool (-9) once the service has `kill_at`

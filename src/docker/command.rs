@@ -128,6 +128,12 @@ pub enum ComposeCli {
     /// dispatches to it (~85 ms a call here).
     PluginBinary(PathBuf),
     Standalone,
+    /// A standalone Compose v1 (`docker-compose` 1.x): its `config` prints YAML
+    /// (`crate::compose_v1`).
+    StandaloneV1,
+    /// `podman-compose`, with the `podman` CLI for the rest (the engine module): YAML config too,
+    /// no `config --hash`, no `oneoff` label.
+    PodmanCompose,
 }
 
 #[derive(Clone, Debug)]
@@ -228,6 +234,20 @@ impl Docker {
         command
     }
 
+    /// Runs another CLI than `docker` (Podman's: the engine module).
+    pub fn use_program(&mut self, program: &str) {
+        self.program = program.to_owned();
+    }
+
+    pub fn compose_cli(&self) -> &ComposeCli {
+        &self.compose
+    }
+
+    /// The project selection every Compose call carries (`--file`, `--project-name`, …).
+    pub fn project_args(&self) -> &[String] {
+        &self.project_args
+    }
+
     /// `docker GLOBALS ARGS…`
     pub fn docker<I, S>(&self, args: I) -> Command
     where
@@ -258,8 +278,13 @@ impl Docker {
                 command.args(&self.project_args);
                 command
             }
-            ComposeCli::Standalone => {
+            ComposeCli::Standalone | ComposeCli::StandaloneV1 => {
                 let mut command = self.child("docker-compose");
+                command.args(&self.project_args);
+                command
+            }
+            ComposeCli::PodmanCompose => {
+                let mut command = detached("podman-compose");
                 command.args(&self.project_args);
                 command
             }

@@ -12,6 +12,8 @@ pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
 pub const CONFIG_HASH_LABEL: &str = "com.docker.compose.config-hash";
+/// What podman-compose labels its containers with instead.
+pub const PODMAN_COMPOSE_HASH_LABEL: &str = "io.podman.compose.config-hash";
 pub const NUMBER_LABEL: &str = "com.docker.compose.container-number";
 
 #[derive(Deserialize)]
@@ -183,7 +185,12 @@ impl From<Inspected> for Container {
                 .get(NUMBER_LABEL)
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0),
-            config_hash: labels.get(CONFIG_HASH_LABEL).cloned().unwrap_or_default(),
+            config_hash: labels
+                .get(CONFIG_HASH_LABEL)
+                // podman-compose's own (the engine module).
+                .or_else(|| labels.get(PODMAN_COMPOSE_HASH_LABEL))
+                .cloned()
+                .unwrap_or_default(),
             state: State::parse(&inspected.state.status),
             exit_code: inspected.state.exit_code,
             health,

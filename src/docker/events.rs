@@ -31,6 +31,9 @@ pub struct Event {
 pub struct Subscription {
     _child: Child,
     pub events: mpsc::UnboundedReceiver<Event>,
+    /// Feeds `events` as the stream does: how the health pump (the engine module) reports the
+    /// statuses of checks it ran itself.
+    injector: mpsc::UnboundedSender<Event>,
 }
 
 #[derive(Deserialize)]
@@ -51,8 +54,42 @@ struct RawActor {
     attributes: BTreeMap<String, String>,
 }
 
+/// An event as `podman events --format '{{json .}}'` prints it (the engine module).
+#[derive(Deserialize)]
+struct PodmanEvent {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "Status")]
+    status: String,
+    #[serde(rename = "Type", default)]
+    kind: String,
+    #[serde(rename = "ContainerExitCode", default)]
+    exit_code: Option<i64>,
+}
+
+fn parse_podman(line: &str) -> Option<Event> {
+    let raw: PodmanEvent = serde_json::from_str(line).ok()?;
+    if raw.kind != "container" {
+        return None;
+    }
+    let change = match raw.status.as_str() {
+        // Podman 4.3 names the status from before the check it reports: the health pump reads
+        // the new one back instead.
+        "health_status" => return None,
+        "start" => Change::Started,
+        "died" => Change::Died {
+            exit_code: raw.exit_code.unwrap_or(-1),
+        },
+        "remove" => Change::Destroyed,
+        _ => return None,
+    };
+    Some(Event { id: raw.id, change })
+}
+
 pub fn parse_line(line: &str) -> Option<Event> {
-    let raw: RawEvent = serde_json::from_str(line).ok()?;
+    let Ok(raw) = serde_json::from_str::<RawEvent>(line) else {
+        return parse_podman(line);
+    };
     if raw.kind != "container" {
         return None;
     }
@@ -105,6 +142,7 @@ impl Docker {
             .spawn()?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let (sender, events) = mpsc::unbounded_channel();
+        let injector = sender.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -119,7 +157,15 @@ impl Docker {
         Ok(Subscription {
             _child: child,
             events,
+            injector,
         })
+    }
+}
+
+impl Subscription {
+    /// A sender into this subscription's events.
+    pub fn injector(&self) -> mpsc::UnboundedSender<Event> {
+        self.injector.clone()
     }
 }
 
@@ -151,6 +197,22 @@ mod tests {
                 Some(Change::Died { exit_code: 3 }),
             ),
             (event("destroy", "{}"), Some(Change::Destroyed)),
+            (
+                r#"{"ID":"abc","Status":"health_status","Type":"container","health_status":"starting"}"#.to_owned(),
+                None,
+            ),
+            (
+                r#"{"ContainerExitCode":143,"ID":"abc","Status":"died","Type":"container"}"#.to_owned(),
+                Some(Change::Died { exit_code: 143 }),
+            ),
+            (
+                r#"{"ID":"abc","Status":"remove","Type":"container"}"#.to_owned(),
+                Some(Change::Destroyed),
+            ),
+            (
+                r#"{"ID":"abc","Status":"exec_died","Type":"container"}"#.to_owned(),
+                None,
+            ),
             (event("exec_start: touch /.dead", "{}"), None),
             ("not json".to_owned(), None),
         ];

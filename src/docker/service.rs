@@ -9,14 +9,18 @@ use crate::model::container::Container;
 /// `--filter label=…` for the service's own containers: not another project's service of the same
 /// name, not `compose run` one-offs.
 pub fn label_filters(project: &str, service: &str) -> Vec<String> {
-    [
+    let mut filters = vec![
         format!("label={PROJECT_LABEL}={project}"),
         format!("label={SERVICE_LABEL}={service}"),
-        format!("label={ONEOFF_LABEL}=False"),
-    ]
-    .into_iter()
-    .flat_map(|filter| ["--filter".to_owned(), filter])
-    .collect()
+    ];
+    // podman-compose sets no oneoff label (the engine module).
+    if super::podman::compose_labels_oneoff() {
+        filters.push(format!("label={ONEOFF_LABEL}=False"));
+    }
+    filters
+        .into_iter()
+        .flat_map(|filter| ["--filter".to_owned(), filter])
+        .collect()
 }
 
 /// A container of the project as `docker ps` lists it: which service's it is.

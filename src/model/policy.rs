@@ -89,3 +89,20 @@ impl StillRouting {
         }
     }
 }
+
+/// Who runs the health checks of the containers a rollout waits on (Podman without systemd
+/// runs none by itself).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum HealthRunner {
+    #[default]
+    Auto,
+    Engine,
+    Tool,
+}
+
+impl HealthRunner {
+    /// A service's `x-reroll: health-runner:` value.
+    pub fn parse(text: &str) -> Option<HealthRunner> {
+        <HealthRunner as clap::ValueEnum>::from_str(text, false).ok()
+    }
+}

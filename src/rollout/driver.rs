@@ -13,6 +13,7 @@ use crate::docker::events::{Change, Subscription};
 use crate::docker::verbs::Start;
 use crate::docker::{Docker, DockerError};
 use crate::duration::show;
+use crate::engine::health_pump::HealthPump;
 use crate::interrupt::Interrupts;
 use crate::model::container::{Container, Health, State};
 use crate::model::routing::{Routing, Target};
@@ -47,6 +48,8 @@ pub struct Driver<'a> {
     proxy: Option<Proxy>,
     /// Every container's addresses, for the proxy adapter.
     targets: BTreeMap<String, Target>,
+    /// Runs the watched containers' health checks when the engine does not (crate::engine).
+    pub health_pump: Option<HealthPump>,
     watch: WatchState,
     proxy_watch: ProxyWatch,
     /// Containers whose failure was already reported.
@@ -113,6 +116,7 @@ impl<'a> Driver<'a> {
                 .iter()
                 .map(|c| (c.id.clone(), c.target()))
                 .collect(),
+            health_pump: None,
             watch: WatchState::default(),
             proxy_watch: ProxyWatch::default(),
             diagnosed: Vec::new(),
@@ -151,6 +155,12 @@ impl<'a> Driver<'a> {
                     super::machine::Note::Info(text) => self.reporter.info(&text),
                     super::machine::Note::Warning(text) => self.reporter.warning(&text),
                 }
+            }
+            // The health pump runs checks only while a watch waits on them (crate::engine).
+            if let Some(pump) = &self.health_pump
+                && !matches!(action, Action::Watch { .. })
+            {
+                pump.follow(&[]);
             }
             input = match action {
                 Action::Finish(outcome) => return (outcome, times),
@@ -362,6 +372,9 @@ impl<'a> Driver<'a> {
                 ids: ids.clone(),
                 ..WatchState::default()
             };
+        }
+        if let Some(pump) = &self.health_pump {
+            pump.follow(&ids);
         }
         if !self.watch.seeded {
             match self.fresh_inspect(&ids).await {

@@ -6,6 +6,7 @@ pub mod proxy;
 
 use std::collections::BTreeSet;
 
+use crate::docker::command::ComposeCli;
 use crate::docker::compose;
 use crate::docker::{Docker, unreachable_or};
 use crate::exit::{Exit, Failure};
@@ -136,6 +137,9 @@ impl ServiceRollout<'_> {
             })
             .map_err(|e| Failure::usage(format!("cannot write the rollout journal: {e}")))?;
 
+        // Podman without systemd: the tool runs the health checks (crate::engine).
+        let x_reroll = self.config.x_reroll.as_ref();
+        let health_pump = crate::engine::health_pump(docker, &events, reporter, x_reroll).await;
         let mut machine = Machine::new(plan, self.resolved.settings);
         let mut driver = Driver::new(Context {
             docker,
@@ -149,6 +153,7 @@ impl ServiceRollout<'_> {
             interrupts,
             events,
         });
+        driver.health_pump = health_pump;
         let (outcome, times) = driver.drive(&mut machine).await;
         // Kept while old and new run side by side, so that the next run knows which is which.
         if outcome.exit != Exit::Incomplete && !machine.is_mixed() {
@@ -178,6 +183,10 @@ async fn current_hash(
     }
     if let Some(hash) = known {
         return Ok(hash.to_owned());
+    }
+    if docker.compose_cli() == &ComposeCli::PodmanCompose {
+        // No `config --hash`: none of the hashes running is known to be the file's.
+        return Ok(String::new());
     }
     let output = docker
         .run(docker.config_hash(service))

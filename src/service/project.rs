@@ -64,9 +64,11 @@ async fn detect_compose(docker: &Docker) -> Result<ComposeCli, Failure> {
     match docker.run(docker.standalone_compose_version()).await {
         Ok(output) => match compose::major_version(&output.stdout) {
             Some(major) if major >= 2 => Ok(ComposeCli::Standalone),
+            // The fallback's fallback: Compose v1 (crate::compose_v1).
+            Some(1) => Ok(ComposeCli::StandaloneV1),
             _ => Err(Failure::usage(format!(
-                "only Compose v1 (docker-compose {}) was found, which has no config hashes and no JSON config: \
-                 install Compose v2 (the docker compose plugin)",
+                "a docker-compose of unknown version ({:?}) was found: install Compose v2 (the \
+                 docker compose plugin)",
                 output.stdout.trim()
             ))),
         },
@@ -77,6 +79,12 @@ async fn detect_compose(docker: &Docker) -> Result<ComposeCli, Failure> {
 }
 
 pub async fn read_config(docker: &Docker) -> Result<ProjectConfig, Failure> {
+    if matches!(
+        docker.compose_cli(),
+        ComposeCli::StandaloneV1 | ComposeCli::PodmanCompose
+    ) {
+        return crate::compose_v1::read_config(docker).await;
+    }
     // Compose's JSON keeps the services' `x-` fields only when not interpolating: asked in parallel.
     let (resolved, uninterpolated) = tokio::join!(
         docker.run(docker.config_json(true)),

@@ -43,6 +43,7 @@ where
     let mut cmd = Command::new(program);
     cmd.args(args)
         .current_dir(dir)
+        .envs(super::engine::env())
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -4,9 +4,12 @@
 pub mod census;
 pub mod cmd;
 pub mod containers;
+pub mod engine;
 pub mod http;
 pub mod load;
 pub mod plugin;
+#[allow(dead_code)] // tests/podman.rs and tests/podman_compose.rs
+pub mod podman;
 pub mod preflight;
 pub mod readme;
 pub mod releases;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::cmd::{command, run};
+use super::engine;
 use super::report;
 
 /// The opt-out: skips the end-to-end tests loudly, and is refused when `CI` is set.
@@ -30,8 +31,14 @@ pub async fn begin() -> Option<MutexGuard<'static, ()>> {
     }
     let guard = MACHINE.lock().await;
     if READY.get().is_none() {
+        // Podman's socket is started by the setup that also loads the images into its store.
+        if engine::is_podman() {
+            build_images().await;
+        }
         check_engine().await;
-        build_images().await;
+        if !engine::is_podman() {
+            build_images().await;
+        }
         remove_leftovers().await;
         let _ = READY.set(());
     }
@@ -91,25 +98,37 @@ async fn check_engine() {
          installs it).\n{}",
         compose.transcript()
     );
+    let engine = if engine::is_podman() {
+        "Podman (through its API socket)"
+    } else {
+        "Docker engine"
+    };
     report(&format!(
-        "Docker engine {}, Compose {}",
+        "{engine} {}, Compose {}",
         info.stdout.trim(),
         compose.stdout.trim()
     ));
 }
 
 async fn build_images() {
-    let script = repo_root().join("tests/images/build.sh");
-    let built = run(
-        command("bash", [&script], &repo_root(), &[]),
-        Duration::from_secs(300),
-    )
-    .await;
-    assert!(
-        built.success(),
-        "tests/images/build.sh failed (tests/setup.sh installs what it needs):\n{}",
-        built.transcript()
-    );
+    let mut scripts = vec!["tests/images/build.sh"];
+    let mut env: &[(&str, &str)] = &[];
+    if engine::is_podman() {
+        scripts.push("tests/setup-podman.sh");
+        env = &engine::DOCKER_ITSELF;
+    }
+    for script in scripts {
+        let built = run(
+            command("bash", [script], &repo_root(), env),
+            Duration::from_secs(300),
+        )
+        .await;
+        assert!(
+            built.success(),
+            "{script} failed (tests/setup.sh installs what it needs):\n{}",
+            built.transcript()
+        );
+    }
 }
 
 /// Removes containers and networks of earlier runs that died before their own cleanup: those of

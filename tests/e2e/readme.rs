@@ -12,13 +12,14 @@ pub struct Documented {
     pub args: Vec<String>,
 }
 
-/// Finds the one line of `dir/README.md` that runs `docker reroll` and splits it like a shell.
+/// Finds the one line of `dir/README.md` that runs `docker reroll` (or the standalone
+/// `docker-reroll`) and splits it like a shell.
 pub fn documented_command(dir: &Path) -> Documented {
     let path = dir.join("README.md");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let lines: Vec<&str> = code_lines(&text)
-        .filter(|l| l.contains("docker reroll "))
+        .filter(|l| l.contains("docker reroll ") || l.contains("docker-reroll "))
         .collect();
     let [line] = lines[..] else {
         panic!(
@@ -27,10 +28,16 @@ pub fn documented_command(dir: &Path) -> Documented {
         );
     };
     let words = shell_words::split(line).expect("README command is not valid shell");
-    let at = words
-        .windows(2)
-        .position(|w| w[0] == "docker" && w[1] == "reroll")
-        .expect("no `docker reroll` in the line");
+    let (at, len) = match words.iter().position(|w| w == "docker-reroll") {
+        Some(at) => (at, 1),
+        None => (
+            words
+                .windows(2)
+                .position(|w| w[0] == "docker" && w[1] == "reroll")
+                .expect("no `docker reroll` in the line"),
+            2,
+        ),
+    };
     let env = words[..at]
         .iter()
         .map(|w| {
@@ -42,7 +49,7 @@ pub fn documented_command(dir: &Path) -> Documented {
         .collect();
     Documented {
         env,
-        args: words[at + 2..].to_vec(),
+        args: words[at + len..].to_vec(),
     }
 }
 

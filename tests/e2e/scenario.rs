@@ -163,6 +163,7 @@ impl Drop for Scenario {
             .args(["120", "docker", "compose", "--project-name", &self.project])
             .args(["down", "--volumes", "--remove-orphans", "--timeout", "1"])
             .current_dir(self.dir())
+            .envs(super::engine::env())
             .envs(self.env())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -172,6 +173,15 @@ impl Drop for Scenario {
                 "WARNING: tearing down {} failed: {status:?}",
                 self.project
             ));
+        }
+        // Compose v2 leaves the networks podman-compose made.
+        if super::engine::is_podman() {
+            let _ = std::process::Command::new("timeout")
+                .args(["60", "podman", "network", "rm", "--force"])
+                .arg(format!("{}_default", self.project))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
         }
     }
 }

@@ -8,6 +8,7 @@ use super::cmd::Finished;
 use super::containers::{self, Container, assert_exactly};
 use super::load::{Load, Tally};
 use super::readme::documented_command;
+use super::report;
 use super::scenario::{APP, Scenario};
 use super::tool;
 
@@ -23,7 +24,11 @@ pub const VERSION_B: [(&str, &str); 1] = [("APP_VERSION", "b")];
 
 /// The reroll arguments the example's README documents.
 pub fn documented_args(scenario: &Scenario) -> Vec<String> {
-    let documented = documented_command(scenario.dir());
+    let mut documented = documented_command(scenario.dir());
+    // What picks the engine (`DOCKER_REROLL_ENGINE=podman`) is already set when it matches.
+    documented
+        .env
+        .retain(|(k, v)| !super::engine::env().any(|(ek, ev)| ek == k && ev == v));
     assert_eq!(
         documented.env,
         [("APP_VERSION".to_owned(), "b".to_owned())],
@@ -56,10 +61,20 @@ pub fn with_options(documented: &[String], extra: &[&str]) -> Vec<String> {
 
 /// Runs the tool to completion under load; returns its result and what the load saw.
 pub async fn roll_under_load(scenario: &Scenario, args: &[String]) -> (Finished, Tally) {
+    roll_under_load_with(scenario, args, &[]).await
+}
+
+/// [`roll_under_load`], with more environment for the tool.
+pub async fn roll_under_load_with(
+    scenario: &Scenario,
+    args: &[String],
+    extra_env: &[(&str, &str)],
+) -> (Finished, Tally) {
     let load = Load::start(scenario.addr(), LOAD_LIMIT);
     tokio::time::sleep(SETTLE).await;
     let mut env = scenario.env();
     env.extend(VERSION_B);
+    env.extend(extra_env);
     let finished = tool::run(scenario.dir(), &strs(args), &env, ROLL_LIMIT).await;
     tokio::time::sleep(SETTLE).await;
     (finished, load.stop().await)
@@ -110,4 +125,82 @@ pub fn with_service(documented: &[String], service: &str) -> Vec<String> {
     let mut args = documented.to_vec();
     *args.last_mut().expect("no service in the README command") = service.to_owned();
     args
+}
+
+/// Ctrl-C while the new containers of a slow release (written as the scenario's override) are
+/// still `starting`, under load: exit 130, no failed request, the old containers untouched.
+pub async fn interrupt_rolls_back(scenario: &Scenario, before: &[Container], what: &str) {
+    let args = documented_args(scenario);
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+    let running = tool::spawn(scenario.dir(), &strs(&args), &env);
+    let all = before.len() * 2;
+    containers::wait_for_count(&scenario.project, APP, all, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    running.interrupt();
+    let finished = running.finish(Duration::from_secs(60)).await;
+    tokio::time::sleep(SETTLE).await;
+    let tally = load.stop().await;
+
+    report(&format!(
+        "{what}: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 130, what);
+    assert_no_failures(scenario, &tally, what).await;
+    assert_only_old(before, &scenario.app_containers().await);
+}
+
+/// The documented command rolls the started scenario's `replicas` to version b under load: exit 0,
+/// no failed request, both versions answered, exactly the new containers left. Returns the
+/// tool's result for further checks.
+pub async fn documented_rollout_succeeds(
+    scenario: &Scenario,
+    replicas: usize,
+    name: &str,
+) -> Finished {
+    let args = documented_args(scenario);
+    let (finished, tally) = roll_under_load(scenario, &args).await;
+
+    report(&format!(
+        "{name}: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, name);
+    assert_no_failures(scenario, &tally, name).await;
+    assert!(
+        tally.answered("a") > 0 && tally.answered("b") > 0,
+        "both versions should have answered: {tally}"
+    );
+    assert_exactly(&scenario.app_containers().await, replicas, "b");
+    finished
+}
+
+/// A release that never turns healthy (written as the scenario's override), rolled with the
+/// documented command and a short health timeout under load: exit 1, no failed request, the
+/// release never served, the old containers untouched. `extra_env` goes to the tool.
+#[allow(dead_code)] // the Podman and Compose v1 tests
+pub async fn rolls_back_never_healthy(
+    scenario: &Scenario,
+    before: &[Container],
+    what: &str,
+    extra_env: &[(&str, &str)],
+) {
+    let args = with_options(&documented_args(scenario), &["--healthcheck-timeout", "8s"]);
+    let (finished, tally) = roll_under_load_with(scenario, &args, extra_env).await;
+
+    report(&format!(
+        "{what}: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 1, what);
+    assert_no_failures(scenario, &tally, what).await;
+    assert_eq!(
+        tally.answered("b"),
+        0,
+        "{what}: the broken release served: {tally}"
+    );
+    assert_only_old(before, &scenario.app_containers().await);
 }

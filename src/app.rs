@@ -17,6 +17,20 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
         .map_err(|e| Failure::usage(format!("cannot install signal handlers: {e}")))?;
     let mut docker = Docker::new(cli.globals(), cli.project_args());
     crate::engine::configure(cli.engine, &mut docker); // Podman support
+    if let Some(command) = &cli.command {
+        let named = cli
+            .project_name
+            .clone()
+            .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
+            .filter(|name| !name.is_empty());
+        return crate::canary::commands::run(command, &mut docker, named, reporter).await;
+    }
+    if cli.canary.any() && cli.services.len() != 1 {
+        return Err(Failure::usage(
+            "canary settings (--steps, --probe, --bake, …) roll one service: name it, e.g. \
+             docker reroll --steps 1,50% web",
+        ));
+    }
     match cli.services.as_slice() {
         [service] => roll_named(&cli, &mut docker, service, reporter, &mut interrupts).await,
         _ => crate::stack::run(&cli, &mut docker, reporter, &mut interrupts).await,
@@ -60,6 +74,13 @@ async fn roll_named(
         reporter.skipped(service, "x-reroll skip: true");
         return Ok(Exit::Done);
     }
+    let canary = crate::canary::args::resolve(
+        service,
+        &cli.canary,
+        service_config.x_reroll.as_ref(),
+        &resolved.settings,
+    )
+    .map_err(Failure::usage)?;
     let project = config.name.clone();
     let (state, _lock) = match early_lock {
         Some(early) if named.as_deref() == Some(project.as_str()) => early,
@@ -93,6 +114,7 @@ async fn roll_named(
         known_hash: None,
         dry_run: cli.dry_run,
         follow_replicas: false,
+        canary,
     };
     let exit = rollout
         .roll(&state, containers, reporter, interrupts)

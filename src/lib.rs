@@ -7,6 +7,7 @@
 //! engine and to reverse proxies; `report` is what the user sees.
 
 pub mod app;
+pub mod canary;
 pub mod cli;
 pub mod compose_v1;
 pub mod docker;

@@ -30,6 +30,9 @@ const PROXY_COMMAND_POLL: Duration = Duration::from_millis(250);
 /// A pre-stop command that runs longer than this counts as failed.
 const PRE_STOP_LIMIT: Duration = Duration::from_secs(60);
 
+mod canary;
+pub use canary::CanaryIo;
+
 pub struct Driver<'a> {
     docker: &'a Docker,
     project: String,
@@ -54,6 +57,8 @@ pub struct Driver<'a> {
     proxy_watch: ProxyWatch,
     /// Containers whose failure was already reported.
     diagnosed: Vec<String>,
+    /// Checks, promote and abort, when the rollout is a canary.
+    pub canary: Option<CanaryIo>,
 }
 
 #[derive(Default)]
@@ -120,6 +125,7 @@ impl<'a> Driver<'a> {
             watch: WatchState::default(),
             proxy_watch: ProxyWatch::default(),
             diagnosed: Vec::new(),
+            canary: None,
         }
     }
 
@@ -197,6 +203,7 @@ impl<'a> Driver<'a> {
                     }
                 }
                 Action::RollBack { keep } => self.roll_back(&keep).await,
+                Action::Analyze { command, reset } => self.analyze(machine, command, reset).await,
             };
         }
     }

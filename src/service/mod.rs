@@ -6,6 +6,7 @@ pub mod proxy;
 
 use std::collections::BTreeSet;
 
+use crate::canary::control::ControlFiles;
 use crate::docker::command::ComposeCli;
 use crate::docker::compose;
 use crate::docker::{Docker, unreachable_or};
@@ -13,12 +14,14 @@ use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::journal::Journal;
 use crate::lock::StateDir;
+use crate::model::canary::Canary;
 use crate::model::container::Container;
 use crate::model::project::ServiceConfig;
 use crate::plan::{Batching, Plan, Snapshot, plan};
 use crate::report::Reporter;
 use crate::rollout::Machine;
-use crate::rollout::driver::{Context, Driver};
+use crate::rollout::driver::{CanaryIo, Context, Driver};
+use crate::rollout::machine::canary::CanaryRun;
 use crate::service_settings::Resolved;
 use proxy::{check_proxy, connect_proxy};
 
@@ -34,6 +37,8 @@ pub struct ServiceRollout<'a> {
     pub dry_run: bool,
     /// Go to `deploy.replicas` (a stack rollout) rather than keep the running count.
     pub follow_replicas: bool,
+    /// Steps, checks and bake (`crate::canary`); none for a plain rollout.
+    pub canary: Option<Canary>,
 }
 
 impl ServiceRollout<'_> {
@@ -63,7 +68,10 @@ impl ServiceRollout<'_> {
                 order: self.resolved.settings.order,
             },
         };
-        let plan = plan(&snapshot).map_err(Failure::usage)?;
+        let mut plan = plan(&snapshot).map_err(Failure::usage)?;
+        if let Some(canary) = &self.canary {
+            crate::canary::steps::apply(&mut plan, &canary.steps);
+        }
         Ok((snapshot, plan))
     }
 
@@ -140,7 +148,26 @@ impl ServiceRollout<'_> {
         // Podman without systemd: the tool runs the health checks (crate::engine).
         let x_reroll = self.config.x_reroll.as_ref();
         let health_pump = crate::engine::health_pump(docker, &events, reporter, x_reroll).await;
+        let canary = self.canary.map(|policy| {
+            let pauses = crate::canary::steps::pauses(&plan);
+            let old = plan.retire.len() as u32;
+            let io = CanaryIo {
+                probe: policy.analysis.probe.clone(),
+                command: policy.analysis.command.clone(),
+                control: ControlFiles::new(state),
+                running: None,
+            };
+            io.control.clear();
+            (CanaryRun::new(policy, pauses, old), io)
+        });
         let mut machine = Machine::new(plan, self.resolved.settings);
+        let canary_io = match canary {
+            Some((run, io)) => {
+                machine = machine.with_canary(run);
+                Some(io)
+            }
+            None => None,
+        };
         let mut driver = Driver::new(Context {
             docker,
             project: project.to_owned(),
@@ -154,7 +181,11 @@ impl ServiceRollout<'_> {
             events,
         });
         driver.health_pump = health_pump;
+        driver.canary = canary_io;
         let (outcome, times) = driver.drive(&mut machine).await;
+        if let Some(io) = driver.canary.take() {
+            io.control.clear();
+        }
         // Kept while old and new run side by side, so that the next run knows which is which.
         if outcome.exit != Exit::Incomplete && !machine.is_mixed() {
             journal_file.remove();

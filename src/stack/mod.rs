@@ -106,6 +106,7 @@ pub async fn run(
             known_hash: hash.map(str::to_owned),
             dry_run: cli.dry_run,
             follow_replicas: true,
+            canary: None,
         };
         // Planned now to refuse before the first service changes; planned again at its turn.
         let (_, plan) = rollout.plan(&state, containers).await?;

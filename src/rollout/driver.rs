@@ -274,6 +274,10 @@ impl<'a> Driver<'a> {
                 show(until.saturating_duration_since(Instant::now()))
             ),
             (_, Action::Verify) => "checking the result".to_owned(),
+            (Phase::Step, _) => {
+                "a canary step: old and new containers serve side by side".to_owned()
+            }
+            (Phase::Bake, _) => "the bake: the new containers serve alone".to_owned(),
             _ => String::new(),
         }
     }

@@ -997,8 +997,14 @@ impl Machine {
         match next {
             Next::Watch(until) => self.watch(self.new_ids(), until),
             Next::Analyze { command, reset } => Action::Analyze { command, reset },
-            Next::Passed if self.phase == Phase::Bake => self.finish_batches(now),
-            Next::Passed => self.next_batch(now),
+            Next::Passed(summary) => {
+                self.notes.push(Note::Info(summary));
+                if self.phase == Phase::Bake {
+                    self.finish_batches(now)
+                } else {
+                    self.next_batch(now)
+                }
+            }
             Next::Failed(why) => self.fail(why, 0, now),
         }
     }

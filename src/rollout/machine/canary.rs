@@ -84,8 +84,8 @@ pub enum Next {
     /// Ask the driver for a sample; `command`: run the analysis command too; `reset`: the window
     /// just opened, what the checks saw before does not count.
     Analyze { command: bool, reset: bool },
-    /// The window is over and passed: go on.
-    Passed,
+    /// The window is over and passed (what the checks saw, in a few words): go on.
+    Passed(String),
     /// A check failed (or `abort` came): roll back, saying why.
     Failed(String),
 }
@@ -262,8 +262,34 @@ impl CanaryRun {
         if let Some(why) = self.judge_probe(true) {
             return self.fail(why, now);
         }
-        self.window = None;
-        Next::Passed
+        let window = self.window.take().expect("a window is open");
+        let what = match window.stage {
+            Stage::Step(index) => format!("step {} of {}", index + 1, self.pauses.len()),
+            Stage::Bake => "the bake".to_owned(),
+        };
+        let mut seen = Vec::new();
+        if self.policy.analysis.probe.is_some() {
+            seen.push(format!(
+                "probe {} of {} failed",
+                window.probe.failed(),
+                window.probe.requests
+            ));
+        }
+        if self.policy.analysis.command.is_some() {
+            seen.push(format!(
+                "analysis command passed {} time(s)",
+                window.commands_passed
+            ));
+        }
+        let seen = if seen.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", seen.join(", "))
+        };
+        Next::Passed(format!(
+            "{what} passed after {}{seen}",
+            show(now.saturating_duration_since(window.started))
+        ))
     }
 
     fn fail(&mut self, why: String, now: Instant) -> Next {

@@ -23,6 +23,16 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
             .clone()
             .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
             .filter(|name| !name.is_empty());
+        if let crate::canary::args::Command::Rollback { service } = command {
+            return crate::canary::commands::rollback(
+                &cli,
+                docker,
+                service,
+                reporter,
+                &mut interrupts,
+            )
+            .await;
+        }
         return crate::canary::commands::run(command, &mut docker, named, reporter).await;
     }
     if cli.canary.any() && cli.services.len() != 1 {
@@ -105,17 +115,15 @@ async fn roll_named(
     };
     let (containers, orphans) = tokio::join!(containers, orphans);
     let (containers, orphans) = (containers?, orphans?);
-    let rollout = ServiceRollout {
+    let mut rollout = ServiceRollout::named(
         docker,
-        project: &project,
+        &config,
         service,
-        config: service_config,
+        service_config,
         resolved,
-        known_hash: None,
-        dry_run: cli.dry_run,
-        follow_replicas: false,
-        canary,
-    };
+        cli.dry_run,
+    );
+    rollout.canary = canary;
     let exit = rollout
         .roll(&state, containers, reporter, interrupts)
         .await?;

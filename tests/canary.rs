@@ -396,3 +396,54 @@ async fn a_failed_bake_starts_the_same_old_containers_again() {
     only_canary_errors(&tally, "failed bake");
     assert_only_old(&before, &scenario.app_containers().await);
 }
+
+/// `docker reroll rollback app` under load, after the tool rolled a → b → c: back to b (its
+/// recorded config and pinned image, whatever the environment says now) with 0 failed requests,
+/// exactly the two b containers left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_demand_rollback_returns_to_the_previous_version_without_failed_requests() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "canaryrollback", 2).await;
+    let pinned = format!("docker-reroll-pin/{}-app:previous", scenario.project);
+    let args = documented_args(&scenario);
+    for version in ["b", "c"] {
+        let mut env = scenario.env();
+        env.push(("APP_VERSION", version));
+        let finished = tool::run(scenario.dir(), &strs(&args), &env, ROLL_LIMIT).await;
+        assert_exit(&finished, 0, &format!("rollout to {version}"));
+        if version == "c" {
+            assert!(
+                finished
+                    .stderr
+                    .contains(&format!("image pinned as {pinned}")),
+                "{}",
+                finished.transcript()
+            );
+        }
+    }
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+    let finished = second_process(&scenario, &["rollback", "app"]).await;
+    tokio::time::sleep(SETTLE).await;
+    let tally = load.stop().await;
+    report(&format!(
+        "on-demand rollback c -> b: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, "rollback");
+    assert!(
+        finished
+            .stderr
+            .contains("rolling app back to the version before its last rollout"),
+        "{}",
+        finished.transcript()
+    );
+    assert_no_failures(&scenario, &tally, "on-demand rollback").await;
+    assert!(
+        tally.answered("c") > 0 && tally.answered("b") > 0,
+        "both versions should have answered: {tally}"
+    );
+    assert_exactly(&scenario.app_containers().await, 2, "b");
+}

@@ -34,6 +34,12 @@ pub enum Command {
         #[arg(value_name = "SERVICE")]
         service: String,
     },
+    /// Roll SERVICE back to the version before its last successful rollout, through the same
+    /// zero-downtime path (the options before `rollback` apply, e.g. --proxy).
+    Rollback {
+        #[arg(value_name = "SERVICE")]
+        service: String,
+    },
 }
 
 impl Command {
@@ -41,7 +47,8 @@ impl Command {
         match self {
             Command::Promote { service }
             | Command::Abort { service }
-            | Command::Status { service } => service,
+            | Command::Status { service }
+            | Command::Rollback { service } => service,
         }
     }
 }

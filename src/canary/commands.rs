@@ -5,12 +5,19 @@ use std::time::Duration;
 
 use crate::canary::args::Command;
 use crate::canary::control::{ControlFiles, Status};
+use crate::canary::history::{History, pin, rollback_project};
+use crate::cli::Cli;
 use crate::docker::Docker;
+use crate::docker::unreachable_or;
 use crate::exit::{Exit, Failure};
+use crate::interrupt::Interrupts;
 use crate::lock::StateDir;
 use crate::model::canary::Control;
 use crate::report::Reporter;
+use crate::service::ServiceRollout;
+use crate::service::project::{lock, read_config};
 use crate::service::project::{read_project, service_config};
+use crate::service_settings::{ServiceSettings, service_settings};
 
 /// How long `promote` and `abort` wait for the rollout to take their request.
 const HEARD_WITHIN: Duration = Duration::from_secs(10);
@@ -103,6 +110,9 @@ pub async fn run(
             reporter.info(&text);
             Ok(Exit::Done)
         }
+        Command::Rollback { .. } => Err(Failure::usage(
+            "internal error: rollback is run by rollback()",
+        )),
         Command::Promote { .. } | Command::Abort { .. } => {
             let control = if matches!(command, Command::Promote { .. }) {
                 Control::Promote
@@ -144,4 +154,71 @@ pub async fn run(
             Ok(Exit::Done)
         }
     }
+}
+
+/// `docker reroll rollback SERVICE`: the recorded previous version, its image pinned, rolled out
+/// as any new version is (the flags given apply; the drain and proxy settings come from the
+/// current file's `x-reroll:`).
+pub async fn rollback(
+    cli: &Cli,
+    mut docker: Docker,
+    service: &str,
+    reporter: &Reporter,
+    interrupts: &mut Interrupts,
+) -> Result<Exit, Failure> {
+    let current = read_project(&mut docker).await?;
+    let current_service = service_config(&current, service)?;
+    let project = current.name.as_str();
+    let (state, _lock) = lock(&docker, project, service)?;
+    let history = History::new(&state);
+    let previous = history.previous().ok_or_else(|| {
+        Failure::usage(format!(
+            "no previous version of {service} ({project}) is recorded: docker reroll records the \
+             version it replaces from its second successful rollout of the service on"
+        ))
+    })?;
+    let pinned = pin(project, service);
+    docker.run(docker.image_id(&pinned)).await.map_err(|_| {
+        Failure::usage(format!(
+            "the previous version's image {pinned} is gone (removed by hand?): cannot roll back; \
+             deploy the version you want with docker reroll {service}"
+        ))
+    })?;
+    let file = state.file("rollback.json");
+    let definition = rollback_project(&previous, service, &pinned).map_err(Failure::usage)?;
+    std::fs::write(&file, definition.to_string())
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", file.display())))?;
+    let mut previous_docker = Docker::new(
+        cli.globals(),
+        vec![
+            "--file".into(),
+            file.display().to_string(),
+            "--project-name".into(),
+            project.to_owned(),
+        ],
+    );
+    crate::engine::configure(cli.engine, &mut previous_docker);
+    let config = read_config(&previous_docker).await?;
+    let mut service_config = service_config(&config, service)?;
+    service_config.x_reroll = current_service.x_reroll;
+    let ServiceSettings { resolved, .. } =
+        service_settings(service, &service_config, &cli.flag_settings()).map_err(Failure::usage)?;
+    let containers = previous_docker
+        .containers(project, service)
+        .await
+        .map_err(unreachable_or("listing the service's containers"))?;
+    reporter.info(&format!(
+        "rolling {service} back to the version before its last rollout (config hash {}, image {})",
+        crate::template::short_id(&previous.config_hash),
+        pinned
+    ));
+    let rollout = ServiceRollout::named(
+        &previous_docker,
+        &config,
+        service,
+        service_config,
+        resolved,
+        cli.dry_run,
+    );
+    rollout.roll(&state, containers, reporter, interrupts).await
 }

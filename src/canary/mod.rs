@@ -6,5 +6,6 @@
 pub mod args;
 pub mod commands;
 pub mod control;
+pub mod history;
 pub mod probe;
 pub mod steps;

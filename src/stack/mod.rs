@@ -107,6 +107,7 @@ pub async fn run(
             dry_run: cli.dry_run,
             follow_replicas: true,
             canary: None,
+            project_json: Some(config.resolved_json.clone()),
         };
         // Planned now to refuse before the first service changes; planned again at its turn.
         let (_, plan) = rollout.plan(&state, containers).await?;

@@ -447,3 +447,62 @@ async fn an_on_demand_rollback_returns_to_the_previous_version_without_failed_re
     );
     assert_exactly(&scenario.app_containers().await, 2, "b");
 }
+
+/// The tool killed (kill -9) while the canary is paused: the canary serves on, `status` says a
+/// rollout was interrupted, and running the same command again resumes at the next step and
+/// finishes, with 0 failed requests throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_canary_survives_the_tool_dying_and_a_rerun_resumes_it() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "canaryresume", 2).await;
+    let args = canary_args(&scenario, &["--steps", "1,100%", "--step-pause", "manual"]);
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+    let mut env = scenario.env();
+    env.extend(VERSION_B);
+    let running = tool::spawn(scenario.dir(), &strs(&args), &env);
+    wait_for_status(&scenario, "step 1 of 2", &running).await;
+    let pid = running.pid;
+    running.kill_hard();
+    let killed = running.finish(Duration::from_secs(30)).await;
+    tool::kill_process_group(pid);
+    assert_eq!(killed.code, None, "killed: {}", killed.transcript());
+
+    let status = second_process(&scenario, &["status", "app"]).await;
+    assert!(
+        status
+            .stderr
+            .contains("no rollout running, but one was interrupted"),
+        "{}",
+        status.transcript()
+    );
+    let promote = second_process(&scenario, &["promote", "app"]).await;
+    promote.code.filter(|code| *code == 2).unwrap_or_else(|| {
+        panic!(
+            "promote with no run alive is refused: {}",
+            promote.transcript()
+        )
+    });
+
+    let resumed_args = canary_args(&scenario, &["--steps", "1,100%", "--step-pause", "2s"]);
+    let resumed = tool::run(scenario.dir(), &strs(&resumed_args), &env, ROLL_LIMIT).await;
+    tokio::time::sleep(SETTLE).await;
+    let tally = load.stop().await;
+    report(&format!(
+        "canary resumed after kill -9: tool {:.1}s; load: {tally}",
+        resumed.elapsed.as_secs_f64()
+    ));
+    assert_exit(&resumed, 0, "resumed canary");
+    assert!(
+        resumed.stderr.contains("an earlier run was interrupted")
+            && resumed
+                .stderr
+                .contains("step 1 of 1: 2 new container(s) next to 2 old"),
+        "the rerun resumes at the next step:\n{}",
+        resumed.transcript()
+    );
+    assert_no_failures(&scenario, &tally, "canary resumed after kill -9").await;
+    assert_exactly(&scenario.app_containers().await, 2, "b");
+}

@@ -89,6 +89,7 @@ async fn roll_named(
         &cli.canary,
         service_config.x_reroll.as_ref(),
         &resolved.settings,
+        resolved.proxy.as_ref().map(|proxy| proxy.kind),
     )
     .map_err(Failure::usage)?;
     let project = config.name.clone();

@@ -272,8 +272,6 @@ async fn a_release_answering_500_is_rolled_back_by_the_probe_within_its_step() {
         return;
     };
     let scenario = Scenario::start("haproxy", "canarybad", 2).await;
-    let before = scenario.app_containers().await;
-    scenario.write_override(HALF_BROKEN);
     let args = canary_args(
         &scenario,
         &[
@@ -285,8 +283,19 @@ async fn a_release_answering_500_is_rolled_back_by_the_probe_within_its_step() {
             "0.05",
         ],
     );
+    let named = format!("probe {} failed: ", probe_url(&scenario));
+    half_broken_rolled_back(&scenario, &args, "the probe", &[&named, "first: HTTP 500"]).await;
+}
 
-    let (finished, tally) = roll_under_load(&scenario, &args).await;
+/// Release b ([`HALF_BROKEN`]) rolled with `args` under load: rolled back within its step (exit
+/// 1), the report naming the check (`words`) and when it was detected; the only failed requests
+/// the canary's own 500s; the old containers untouched.
+async fn half_broken_rolled_back(scenario: &Scenario, args: &[String], by: &str, words: &[&str]) {
+    let before = scenario.app_containers().await;
+    scenario.write_override(HALF_BROKEN);
+    let what = format!("canary answering 500, caught by {by}");
+
+    let (finished, tally) = roll_under_load(scenario, args).await;
 
     let detection = if finished.code == Some(1) {
         detection_seconds(&finished.stderr)
@@ -294,22 +303,25 @@ async fn a_release_answering_500_is_rolled_back_by_the_probe_within_its_step() {
         f64::NAN
     };
     report(&format!(
-        "canary answering 500: detected {detection:.2}s into the step; tool {:.1}s; load: {tally}",
+        "{what}: detected {detection:.2}s into the step; tool {:.1}s; load: {tally}",
         finished.elapsed.as_secs_f64()
     ));
-    assert_exit(&finished, 1, "canary answering 500");
-    let url = probe_url(&scenario);
+    assert_exit(&finished, 1, &what);
+    for words in words
+        .iter()
+        .chain(&["into step 1 of 1 (1 new next to 2 old)"])
+    {
+        assert!(
+            finished.stderr.contains(words),
+            "{what}: the report should name the check and its numbers ('{words}'):\n{}",
+            finished.transcript()
+        );
+    }
     assert!(
-        finished.stderr.contains(&format!("probe {url} failed: "))
-            && finished.stderr.contains("first: HTTP 500")
-            && finished
-                .stderr
-                .contains("into step 1 of 1 (1 new next to 2 old)"),
-        "the report should name the probe and its numbers:\n{}",
-        finished.transcript()
+        detection < 60.0,
+        "{what}: detected after the step: {detection}s"
     );
-    assert!(detection < 60.0, "detected after the step: {detection}s");
-    only_canary_errors(&tally, "canary answering 500");
+    only_canary_errors(&tally, &what);
     assert_only_old(&before, &scenario.app_containers().await);
 }
 
@@ -505,4 +517,27 @@ async fn a_paused_canary_survives_the_tool_dying_and_a_rerun_resumes_it() {
     );
     assert_no_failures(&scenario, &tally, "canary resumed after kill -9").await;
     assert_exactly(&scenario.app_containers().await, 2, "b");
+}
+
+/// The same release judged by HAProxy's own counts for the canary's server (`show stat` 5xx),
+/// no probe: rolled back within its step, the check and its numbers named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_answering_500_is_rolled_back_by_haproxys_counts() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "canaryproxy", 2).await;
+    let args = with_options(
+        &documented_args(&scenario),
+        &[
+            "--steps",
+            "1",
+            "--step-pause",
+            "60s",
+            "--proxy-max-error-rate",
+            "0.05",
+        ],
+    );
+    let named = "the proxy's counts for the new containers failed: ";
+    half_broken_rolled_back(&scenario, &args, "HAProxy's counts", &[named]).await;
 }

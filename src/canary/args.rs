@@ -9,6 +9,7 @@ use crate::model::canary::{
     Analysis, Canary, Pause, Probe, Step, parse_pause, parse_steps, rising,
 };
 use crate::model::policy::{FailureAction, Order};
+use crate::proxy::ProxyKind;
 use crate::rollout::Settings;
 use crate::template::Template;
 
@@ -81,6 +82,10 @@ pub struct CanaryArgs {
     /// rolls back. No shell. Placeholders: {id} {short_id} {name} {addr} {service} {project}.
     #[arg(long, value_name = "TEMPLATE", value_parser = Template::parse, help_heading = "Canary")]
     pub analysis_cmd: Option<Template>,
+    /// With --proxy haproxy: the share of 5xx answers HAProxy may count for the new containers
+    /// over a step (show stat, per server), from 0 to 1.
+    #[arg(long, value_name = "RATIO", value_parser = ratio, help_heading = "Canary")]
+    pub proxy_max_error_rate: Option<f64>,
     /// After the last step, keep the old containers stopped this long while the checks go on;
     /// a failure starts them again and removes the new ones.
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Canary")]
@@ -107,18 +112,20 @@ impl CanaryArgs {
             || self.probe_max_error_rate.is_some()
             || self.probe_max_latency.is_some()
             || self.analysis_cmd.is_some()
+            || self.proxy_max_error_rate.is_some()
             || self.bake.is_some()
     }
 }
 
 /// The `x-reroll:` keys this module reads (`service_settings` lets them through).
-pub const X_REROLL_KEYS: [&str; 7] = [
+pub const X_REROLL_KEYS: [&str; 8] = [
     "steps",
     "step-pause",
     "probe",
     "probe-max-error-rate",
     "probe-max-latency",
     "analysis-cmd",
+    "proxy-max-error-rate",
     "bake",
 ];
 
@@ -148,6 +155,7 @@ fn x_reroll_layer(service: &str, x_reroll: Option<&Value>) -> Result<CanaryArgs,
             "probe-max-error-rate" => layer.probe_max_error_rate = Some(ratio(&text).map_err(bad)?),
             "probe-max-latency" => layer.probe_max_latency = Some(duration(&text).map_err(bad)?),
             "analysis-cmd" => layer.analysis_cmd = Some(Template::parse(&text).map_err(bad)?),
+            "proxy-max-error-rate" => layer.proxy_max_error_rate = Some(ratio(&text).map_err(bad)?),
             _ => layer.bake = Some(duration(&text).map_err(bad)?),
         }
     }
@@ -161,6 +169,7 @@ pub fn resolve(
     flags: &CanaryArgs,
     x_reroll: Option<&Value>,
     settings: &Settings,
+    proxy: Option<ProxyKind>,
 ) -> Result<Option<Canary>, String> {
     let file = x_reroll_layer(service, x_reroll)?;
     let steps = flags.steps.clone().or(file.steps).map(|s| s.0);
@@ -170,6 +179,7 @@ pub fn resolve(
     let max_latency = flags.probe_max_latency.or(file.probe_max_latency);
     let command = flags.analysis_cmd.clone().or(file.analysis_cmd);
     let bake = flags.bake.or(file.bake);
+    let proxy_max_error_rate = flags.proxy_max_error_rate.or(file.proxy_max_error_rate);
     let refuse = |why: &str| Err(format!("service '{service}': {why}"));
     if steps.is_none() && bake.is_none() {
         if pause.is_some() {
@@ -177,7 +187,7 @@ pub fn resolve(
                 "--step-pause needs --steps (or x-reroll steps): give the steps, e.g. --steps 1,50%",
             );
         }
-        if url.is_some() || command.is_some() {
+        if url.is_some() || command.is_some() || proxy_max_error_rate.is_some() {
             return refuse(
                 "the checks (--probe, --analysis-cmd) run during canary steps or a bake: give --steps or --bake too",
             );
@@ -205,6 +215,11 @@ pub fn resolve(
             "a failed canary check rolls back: failure_action must be rollback (drop --failure-action, or deploy.update_config.failure_action)",
         );
     }
+    if proxy_max_error_rate.is_some() && proxy != Some(ProxyKind::Haproxy) {
+        return refuse(
+            "--proxy-max-error-rate counts HAProxy's answers per server: it needs --proxy haproxy (or x-reroll proxy: haproxy)",
+        );
+    }
     if let Some(url) = &url {
         crate::canary::probe::target(url).map_err(|e| format!("service '{service}': {e}"))?;
     }
@@ -218,6 +233,7 @@ pub fn resolve(
                 max_latency,
             }),
             command,
+            proxy_max_error_rate,
         },
         bake,
     }))
@@ -248,6 +264,7 @@ mod tests {
             &flags("--steps 1,50%").unwrap(),
             Some(&file),
             &Settings::default(),
+            Some(ProxyKind::Haproxy),
         )
         .unwrap()
         .unwrap();
@@ -260,7 +277,13 @@ mod tests {
             ("http://h/", DEFAULT_MAX_ERROR_RATE)
         );
         assert_eq!(
-            resolve("web", &CanaryArgs::default(), None, &Settings::default()),
+            resolve(
+                "web",
+                &CanaryArgs::default(),
+                None,
+                &Settings::default(),
+                None
+            ),
             Ok(None)
         );
     }
@@ -298,7 +321,7 @@ mod tests {
             ),
         ];
         for (line, settings, expected) in cases {
-            let error = resolve("web", &flags(line).unwrap(), None, settings).unwrap_err();
+            let error = resolve("web", &flags(line).unwrap(), None, settings, None).unwrap_err();
             assert!(error.contains(expected), "{line}: {error}");
             assert!(error.starts_with("service 'web': "), "{error}");
         }
@@ -312,7 +335,7 @@ mod tests {
             assert!(error.contains(expected), "{line}: {error}");
         }
         let file: Value = serde_json::json!({"steps": "half"});
-        let error = resolve("web", &CanaryArgs::default(), Some(&file), &plain).unwrap_err();
+        let error = resolve("web", &CanaryArgs::default(), Some(&file), &plain, None).unwrap_err();
         assert!(
             error.contains("x-reroll steps") && error.contains("fix the compose file"),
             "{error}"

@@ -103,12 +103,9 @@ pub struct Analysis {
     pub probe: Option<Probe>,
     /// Run over and over; a non-zero exit fails the step.
     pub command: Option<Template>,
-}
-
-impl Analysis {
-    pub fn is_empty(&self) -> bool {
-        self.probe.is_none() && self.command.is_none()
-    }
+    /// The share of 5xx answers tolerated among those the proxy counted for the new containers
+    /// (HAProxy's `show stat`).
+    pub proxy_max_error_rate: Option<f64>,
 }
 
 /// A canary rollout's policy.

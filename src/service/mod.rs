@@ -184,6 +184,8 @@ impl<'a> ServiceRollout<'a> {
                 command: policy.analysis.command.clone(),
                 control: ControlFiles::new(state),
                 running: None,
+                proxy_check: policy.analysis.proxy_max_error_rate.is_some(),
+                answered: Default::default(),
             };
             io.control.clear();
             (CanaryRun::new(policy, pauses, old), io)

@@ -2,12 +2,16 @@
 //! counts, the analysis command's result, a promote or abort from another process) and writes
 //! where the rollout stands for `docker reroll status`.
 
+use std::collections::BTreeMap;
+
 use tokio::time::Instant;
 
 use super::Driver;
 use crate::canary::control::{ControlFiles, Status};
 use crate::canary::probe::ProbeRunner;
 use crate::model::canary::Probe;
+use crate::model::routing::Target;
+use crate::proxy::responses::Answered;
 use crate::rollout::machine::canary::{ProbeCount, Sample};
 use crate::rollout::{Input, Machine};
 use crate::template::Template;
@@ -19,11 +23,25 @@ pub struct CanaryIo {
     pub control: ControlFiles,
     /// Started at the first window, stopped with the driver.
     pub running: Option<ProbeRunner>,
+    /// Count the proxy's answers from the new containers (`--proxy-max-error-rate`).
+    pub proxy_check: bool,
+    /// The proxy's counters at the last sample, by container and server.
+    pub answered: BTreeMap<String, Answered>,
 }
 
 impl Driver<'_> {
     pub(super) async fn analyze(&mut self, machine: &Machine, command: bool, reset: bool) -> Input {
         let new = machine.new_ids();
+        let answered = match &self.proxy {
+            Some(proxy) if self.canary.as_ref().is_some_and(|io| io.proxy_check) => {
+                let targets: Vec<Target> = new
+                    .iter()
+                    .filter_map(|id| self.targets.get(id).cloned())
+                    .collect();
+                proxy.answered(&targets).await.ok()
+            }
+            _ => None,
+        };
         let Some(io) = self.canary.as_mut() else {
             return Input::Analysis(Sample::default());
         };
@@ -70,10 +88,37 @@ impl Driver<'_> {
                 standing,
             });
         }
+        let proxy = match answered {
+            Some(now) => io_since(self.canary.as_mut(), now, reset),
+            None => ProbeCount::default(),
+        };
         Input::Analysis(Sample {
             probe,
+            proxy,
             command,
             control,
         })
     }
+}
+
+/// What the proxy counted since the last sample (nothing at a window's start, nor for a server
+/// first seen now: its counters may hold an earlier container's answers).
+fn io_since(io: Option<&mut CanaryIo>, now: BTreeMap<String, Answered>, reset: bool) -> ProbeCount {
+    let Some(io) = io else {
+        return ProbeCount::default();
+    };
+    let mut count = ProbeCount::default();
+    if !reset {
+        for (key, answered) in &now {
+            if let Some(before) = io.answered.get(key) {
+                count.requests += answered.total.saturating_sub(before.total);
+                count.errors += answered.server_errors.saturating_sub(before.server_errors);
+            }
+        }
+    }
+    if count.errors > 0 {
+        count.first_error = Some("HTTP 5xx counted by the proxy".to_owned());
+    }
+    io.answered = now;
+    count
 }

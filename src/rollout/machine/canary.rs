@@ -51,6 +51,8 @@ impl ProbeCount {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sample {
     pub probe: ProbeCount,
+    /// What the proxy counted for the new containers since last asked.
+    pub proxy: ProbeCount,
     /// The analysis command's result, when it was asked to run.
     pub command: Option<Result<(), String>>,
     /// What another process asked for (`docker reroll promote` / `abort`).
@@ -73,6 +75,7 @@ pub struct Standing {
     /// Seconds left, or none when it waits for `promote`.
     pub remaining: Option<f64>,
     pub probe: ProbeCount,
+    pub proxy: ProbeCount,
     pub commands_passed: u32,
 }
 
@@ -103,6 +106,7 @@ struct Window {
     started: Instant,
     until: Option<Instant>,
     probe: ProbeCount,
+    proxy: ProbeCount,
     next_command: Instant,
     commands_passed: u32,
 }
@@ -192,6 +196,7 @@ impl CanaryRun {
             started: now,
             until,
             probe: ProbeCount::default(),
+            proxy: ProbeCount::default(),
             next_command: now,
             commands_passed: 0,
         });
@@ -212,6 +217,12 @@ impl CanaryRun {
         }
         if let Some(command) = &analysis.command {
             checks.push(format!("running `{command}` every {}", show(COMMAND_EVERY)));
+        }
+        if let Some(max) = analysis.proxy_max_error_rate {
+            checks.push(format!(
+                "counting the proxy's answers from the new containers (at most {:.1}% 5xx)",
+                max * 100.0
+            ));
         }
         if checks.is_empty() {
             String::new()
@@ -236,6 +247,7 @@ impl CanaryRun {
     pub fn sample(&mut self, sample: Sample, now: Instant) -> Next {
         let window = self.window.as_mut().expect("a window is open");
         window.probe.add(&sample.probe);
+        window.proxy.add(&sample.proxy);
         if let Some(result) = &sample.command {
             window.next_command = now + COMMAND_EVERY;
             match result {
@@ -249,7 +261,7 @@ impl CanaryRun {
         if sample.control == Some(Control::Abort) {
             return self.fail("aborted by docker reroll abort".to_owned(), now);
         }
-        if let Some(why) = self.judge_probe(false) {
+        if let Some(why) = self.judge_probe(false).or_else(|| self.judge_proxy(false)) {
             return self.fail(why, now);
         }
         if sample.control == Some(Control::Promote) {
@@ -259,7 +271,7 @@ impl CanaryRun {
     }
 
     fn close(&mut self, now: Instant) -> Next {
-        if let Some(why) = self.judge_probe(true) {
+        if let Some(why) = self.judge_probe(true).or_else(|| self.judge_proxy(true)) {
             return self.fail(why, now);
         }
         let window = self.window.take().expect("a window is open");
@@ -273,6 +285,12 @@ impl CanaryRun {
                 "probe {} of {} failed",
                 window.probe.failed(),
                 window.probe.requests
+            ));
+        }
+        if self.policy.analysis.proxy_max_error_rate.is_some() {
+            seen.push(format!(
+                "proxy counted {} 5xx of {} answers",
+                window.proxy.errors, window.proxy.requests
             ));
         }
         if self.policy.analysis.command.is_some() {
@@ -310,14 +328,28 @@ impl CanaryRun {
         ))
     }
 
+    /// The proxy's counts for the new containers, judged as the probe's are.
+    fn judge_proxy(&self, at_end: bool) -> Option<String> {
+        let max = self.policy.analysis.proxy_max_error_rate?;
+        let seen = &self.window.as_ref()?.proxy;
+        if !over(seen, max, at_end) {
+            return None;
+        }
+        Some(format!(
+            "the proxy's counts for the new containers failed: {} of {} answer(s) were 5xx \
+             ({:.1}%, at most {:.1}% allowed)",
+            seen.errors,
+            seen.requests,
+            seen.rate() * 100.0,
+            max * 100.0
+        ))
+    }
+
     /// The probe's verdict so far; before the window ends, only once it made enough requests.
     fn judge_probe(&self, at_end: bool) -> Option<String> {
         let probe = self.policy.analysis.probe.as_ref()?;
         let seen = &self.window.as_ref()?.probe;
-        if seen.requests == 0 || (!at_end && seen.requests < MIN_REQUESTS) {
-            return None;
-        }
-        if seen.rate() <= probe.max_error_rate {
+        if !over(seen, probe.max_error_rate, at_end) {
             return None;
         }
         let mut how = Vec::new();
@@ -368,7 +400,15 @@ impl CanaryRun {
                 .until
                 .map(|until| until.saturating_duration_since(now).as_secs_f64()),
             probe: window.probe.clone(),
+            proxy: window.proxy.clone(),
             commands_passed: window.commands_passed,
         })
     }
+}
+
+/// Whether `seen` fails more than `max`: at the window's end on any count, before it only once
+/// enough requests were made to judge.
+fn over(seen: &ProbeCount, max: f64, at_end: bool) -> bool {
+    let enough = seen.requests > 0 && (at_end || seen.requests >= MIN_REQUESTS);
+    enough && seen.rate() > max
 }

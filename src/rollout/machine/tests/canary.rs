@@ -21,6 +21,7 @@ fn canary(steps: &str, pause: Pause, bake: Option<u64>, command: bool) -> Machin
                 max_latency: None,
             }),
             command: command.then(|| crate::template::Template::parse("check {id}").unwrap()),
+            proxy_max_error_rate: Some(0.1),
         },
         bake: bake.map(Duration::from_secs),
     };
@@ -34,6 +35,18 @@ fn probed(requests: u64, errors: u64) -> Input {
             errors,
             slow: 0,
             first_error: (errors > 0).then(|| "HTTP 500".to_owned()),
+        },
+        ..Sample::default()
+    })
+}
+
+/// What the proxy counted for the new containers.
+fn counted(answers: u64, server_errors: u64) -> Input {
+    Input::Analysis(Sample {
+        proxy: ProbeCount {
+            requests: answers,
+            errors: server_errors,
+            ..ProbeCount::default()
         },
         ..Sample::default()
     })
@@ -156,6 +169,15 @@ async fn a_failed_check_or_an_abort_rolls_back_naming_why() {
                 "rollback keeping a1,a2",
             )],
             "analysis command `check {id}` failed: b1: exit status 1",
+        ),
+        (
+            "the proxy counts 5xx from the canary",
+            vec![
+                (0, counted(30, 3), "watch [b1] until 1.5s"),
+                (500, Input::Deadline, "analyze +cmd"),
+                (0, counted(10, 2), "rollback keeping a1,a2"),
+            ],
+            "the proxy's counts for the new containers failed: 5 of 40 answer(s) were 5xx (12.5%, at most 10.0% allowed)",
         ),
         (
             "abort from another process",

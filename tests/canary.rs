@@ -168,14 +168,15 @@ fn detection_seconds(stderr: &str) -> f64 {
     number.parse().expect("a number of seconds")
 }
 
-/// Every failed request the load described was the canary's own 500, none the rollout's.
+/// Every failed request the load counted was the canary's own 500, none the rollout's.
 fn only_canary_errors(tally: &Tally, what: &str) {
     assert!(
         tally
-            .failures
-            .iter()
-            .all(|failure| failure.contains("status 500: broken")),
-        "{what}: a failure other than the canary's 500: {tally}"
+            .failure_kinds
+            .keys()
+            .all(|kind| kind == "status 500: broken"),
+        "{what}: a failure other than the canary's 500: {:?}\n{tally}",
+        tally.failure_kinds
     );
 }
 

@@ -93,3 +93,29 @@ fn a_stepped_rollout_pauses_then_retires_as_a_plain_one_does() {
         "{run}"
     );
 }
+
+#[test]
+fn a_failing_analysis_command_rolls_back_naming_it() {
+    let world = quick();
+    let run = world.run(&[
+        "--steps",
+        "100%",
+        "--step-pause",
+        "30s",
+        "--analysis-cmd",
+        "sh -c 'echo {short_id} is bad >&2; exit 3'",
+        "web",
+    ]);
+    run.assert_exit(1)
+        .assert_stderr(
+            "analysis command `sh -c 'echo {short_id} is bad >&2; exit 3'` failed: b1b1b1b1b1b1:",
+        )
+        .assert_stderr("into step 1 of 1 (1 new next to 1 old)")
+        .assert_stderr("rolled back");
+    assert!(
+        run.mutating()
+            .iter()
+            .any(|call| call.starts_with("rm --force")),
+        "the new container goes: {run}"
+    );
+}

@@ -9,6 +9,7 @@ use crate::model::canary::{
     Analysis, Canary, Pause, Probe, Step, parse_pause, parse_steps, rising,
 };
 use crate::model::policy::{FailureAction, Order};
+use crate::model::project::ServiceConfig;
 use crate::proxy::ProxyKind;
 use crate::rollout::Settings;
 use crate::template::Template;
@@ -128,6 +129,23 @@ pub const X_REROLL_KEYS: [&str; 8] = [
     "proxy-max-error-rate",
     "bake",
 ];
+
+/// A stack rollout rolls each changed service plainly: the canary keys a service's `x-reroll:`
+/// sets are ignored there, and this says so.
+pub fn ignored_in_a_stack(service: &str, config: &ServiceConfig) -> Option<String> {
+    let map = config.x_reroll.as_ref()?.as_object()?;
+    let keys: Vec<&str> = X_REROLL_KEYS
+        .into_iter()
+        .filter(|key| map.contains_key(*key))
+        .collect();
+    (!keys.is_empty()).then(|| {
+        format!(
+            "service '{service}': x-reroll {} ignored in a stack rollout (rolled plainly): for its \
+             canary, roll it alone with docker reroll {service}",
+            keys.join(", ")
+        )
+    })
+}
 
 /// The `x-reroll:` canary keys of a service, as flags would give them.
 fn x_reroll_layer(service: &str, x_reroll: Option<&Value>) -> Result<CanaryArgs, String> {

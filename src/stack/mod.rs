@@ -78,6 +78,9 @@ pub async fn run(
             reporter.skipped(service, "x-reroll skip: true");
             continue;
         }
+        if let Some(note) = crate::canary::args::ignored_in_a_stack(service, &service_config) {
+            reporter.warning(&note);
+        }
         let containers = list(docker, project, service).await?;
         let image = images.get(service).unwrap_or(&ImageId::Unknown);
         let hash = hashes.get(service).map(String::as_str);

@@ -16,10 +16,21 @@ use crate::rollout::machine::canary::Standing;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub pid: u32,
+    /// When the run last wrote it (ms since the epoch): a window rewrites it every tick.
+    pub updated_ms: u64,
     pub project: String,
     pub service: String,
     #[serde(flatten)]
     pub standing: Standing,
+}
+
+/// A status older than this is from a window that closed.
+const FRESH_MS: u64 = 5_000;
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub struct ControlFiles {
@@ -69,8 +80,12 @@ impl ControlFiles {
         }
     }
 
+    /// Where the run stands, if it is in a pause or the bake now (the file was rewritten lately:
+    /// between windows the run goes on alone, and a request then would reach the next window).
     pub fn read_status(&self) -> Option<Status> {
-        serde_json::from_str(&std::fs::read_to_string(&self.status).ok()?).ok()
+        let status: Status =
+            serde_json::from_str(&std::fs::read_to_string(&self.status).ok()?).ok()?;
+        (now_ms().saturating_sub(status.updated_ms) <= FRESH_MS).then_some(status)
     }
 
     pub fn remove_status(&self) {
@@ -98,5 +113,37 @@ mod tests {
         files.request(Control::Abort).unwrap();
         files.clear();
         assert_eq!(files.take_request(), None);
+    }
+
+    #[test]
+    fn a_status_no_window_rewrote_lately_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ControlFiles {
+            request: dir.path().join("k.control"),
+            status: dir.path().join("k.canary.json"),
+        };
+        let status = |updated_ms| Status {
+            pid: 1,
+            updated_ms,
+            project: "p".into(),
+            service: "web".into(),
+            standing: Standing {
+                stage: "step".into(),
+                step: 1,
+                steps: 2,
+                new: 1,
+                old: 2,
+                expected_share: 1.0 / 3.0,
+                elapsed: 3.0,
+                remaining: None,
+                probe: Default::default(),
+                proxy: Default::default(),
+                commands_passed: 0,
+            },
+        };
+        files.write_status(&status(now_ms()));
+        assert_eq!(files.read_status().map(|s| s.standing.step), Some(1));
+        files.write_status(&status(now_ms() - 5_000));
+        assert_eq!(files.read_status(), None, "a closed window's status");
     }
 }

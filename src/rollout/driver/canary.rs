@@ -61,7 +61,8 @@ impl Driver<'_> {
             (_, Some(runner)) => runner.take(),
             (None, None) => ProbeCount::default(),
         };
-        let control = io.control.take_request();
+        // A request left from before this window (sent as the last one closed) is not for it.
+        let control = io.control.take_request().filter(|_| !reset);
         let template = io.command.clone();
         let command = match (command, template) {
             (true, Some(template)) => {
@@ -83,6 +84,7 @@ impl Driver<'_> {
         {
             io.control.write_status(&Status {
                 pid: std::process::id(),
+                updated_ms: crate::canary::control::now_ms(),
                 project: self.project.clone(),
                 service: self.service.clone(),
                 standing,

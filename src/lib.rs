@@ -90,7 +90,10 @@ pub fn main() -> ExitCode {
         };
     }
     init_tracing(cli.verbose);
-    let reporter = Reporter::new(cli.quiet, cli.json);
+    let mut reporter = Reporter::new(cli.quiet, cli.json);
+    if cli.verbose > 0 {
+        reporter = reporter.without_progress_line();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

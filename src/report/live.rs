@@ -5,10 +5,11 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::io::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
 
 use crate::duration::show;
 
@@ -82,8 +83,12 @@ impl Live {
     /// Answers false when it did not print: the caller prints it itself.
     pub fn println(&self, text: &str) -> bool {
         match &*self.bar() {
+            // Not `bar.println`: indicatif pads the lines it prints to the terminal's width, which
+            // `Margin` narrows. Written this way, only the progress line is indicatif's.
             Some(bar) => {
-                bar.println(text);
+                bar.suspend(|| {
+                    let _ = writeln!(std::io::stderr().lock(), "{text}");
+                });
                 true
             }
             None => false,
@@ -107,8 +112,10 @@ impl Live {
         let style = ProgressStyle::with_template("{line}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner())
             .with_key("line", line);
-        let bar =
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(style);
+        // 20 redraws a second at most, as indicatif's own stderr target.
+        let target =
+            ProgressDrawTarget::term_like_with_hz(Box::new(Margin(console::Term::stderr())), 20);
+        let bar = ProgressBar::with_draw_target(None, target).with_style(style);
         bar.enable_steady_tick(TICK);
         bar
     }
@@ -118,6 +125,50 @@ impl Drop for Live {
     /// A run that ends without its finish (an early return) leaves no stale line behind.
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+/// Stderr as a terminal a few columns narrower than it is. indicatif pads its line with spaces to
+/// the terminal's width, which leaves the cursor in the last column: the terminal's echo of a
+/// Ctrl-C (`^C`) then wraps onto a new line, indicatif clears that one instead of its own, and a
+/// stale progress line stays on screen. With these columns free the echo stays on the line, and
+/// the next redraw clears it.
+#[derive(Debug)]
+struct Margin(console::Term);
+
+/// Wider than `^C` and the cursor after it.
+const MARGIN: u16 = 4;
+
+impl TermLike for Margin {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(MARGIN).max(1)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 

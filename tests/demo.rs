@@ -37,6 +37,23 @@ fn row(output: &str, label: &str) -> (u64, u64) {
     (numbers[0], numbers[1])
 }
 
+/// No engine needed: the quick start names the demo right after the install command.
+#[test]
+fn the_quick_start_names_the_demo_after_the_install() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let commands: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != "## Quick start")
+        .skip_while(|l| !l.starts_with("./install.sh"))
+        .take(2)
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(commands, ["./install.sh", "examples/demo/run.sh"]);
+    let script = std::fs::metadata(repo_root().join(commands[1])).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert!(script.permissions().mode() & 0o111 != 0, "not executable");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_shows_compose_failing_and_reroll_not() {
     let Some(_machine) = begin().await else {

@@ -34,6 +34,13 @@ fn rollout_command(scenario: &Scenario, version: &str) -> String {
     format!("APP_VERSION={version} {BINARY} {args}")
 }
 
+/// A line of the plain report: the time column (or blank under it for a continuation), then the
+/// text; not half-overwritten.
+fn is_plain_report_line(line: &str) -> bool {
+    let time = line.get(..7).unwrap_or(line).trim();
+    time.is_empty() || (time.ends_with('s') && time.trim_end_matches('s').parse::<f64>().is_ok())
+}
+
 /// The engine's environment (the Podman route's `DOCKER_HOST`) and `more`.
 fn with_engine<'a>(more: Vec<(&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
     let mut env = more;
@@ -97,17 +104,45 @@ async fn the_progress_line_updates_in_place_and_leaves_a_clean_screen() {
     assert!(last.contains(" done "), "no `done` line:\n{last}");
     // The final screen is the plain report: each line of the tool's output begins with its time
     // column (or is a continuation, under it), nothing half-overwritten.
-    let output: Vec<&str> = last
-        .lines()
-        .take_while(|l| !l.starts_with("EXIT="))
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    let output = watched.output();
     assert!(output.len() >= 8, "too little output:\n{last}");
     for line in &output {
-        let time = line.get(..7).unwrap_or(line).trim();
-        let plain = time.is_empty()
-            || (time.ends_with('s') && time.trim_end_matches('s').parse::<f64>().is_ok());
-        assert!(plain, "not a line of the plain report: {line:?}\n{last}");
+        assert!(
+            is_plain_report_line(line),
+            "not a line of the plain report: {line:?}\n{last}"
+        );
+    }
+
+    // Nothing extra with -q or --json, in the same terminal.
+    for (version, flag) in [("c", "-q"), ("d", "--json")] {
+        let command =
+            rollout_command(&scenario, version).replacen(BINARY, &format!("{BINARY} {flag}"), 1);
+        let watched = tokio::task::block_in_place(|| {
+            terminal.watch(&command, Duration::from_secs(120), |_| {})
+        });
+        assert_eq!(watched.exit, 0, "{flag}:\n{}", watched.last);
+        let drawn: Vec<&String> = watched
+            .samples
+            .iter()
+            .filter(|screen| screen.lines().any(is_progress_line))
+            .collect();
+        assert!(
+            drawn.is_empty(),
+            "{flag} drew a progress line:\n{}",
+            drawn[0]
+        );
+        let printed = watched.output();
+        match flag {
+            "-q" => assert!(printed.is_empty(), "-q printed {printed:#?}"),
+            // JSON on stdout, the plain report on stderr: the same terminal shows both.
+            _ => assert!(
+                printed.iter().any(|l| l.starts_with('{'))
+                    && printed
+                        .iter()
+                        .all(|l| l.starts_with('{') || is_plain_report_line(l)),
+                "--json printed more than its JSON lines and the plain report: {printed:#?}"
+            ),
+        }
     }
 }
 

@@ -168,6 +168,25 @@ impl Drop for Tmux {
 }
 
 impl Watched {
+    /// The non-blank lines the command printed: between its typed line (or an earlier command's
+    /// `EXIT=`, when `clear` kept the history) and its own `EXIT=` line.
+    pub fn output(&self) -> Vec<&str> {
+        let lines: Vec<&str> = self.last.lines().collect();
+        let end = lines
+            .iter()
+            .rposition(|l| l.starts_with("EXIT="))
+            .unwrap_or(lines.len());
+        let start = lines[..end]
+            .iter()
+            .rposition(|l| l.starts_with("EXIT=") || l.contains("echo \"EXIT=$?\""))
+            .map_or(0, |at| at + 1);
+        lines[start..end]
+            .iter()
+            .copied()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+
     /// Checks that the progress line was drawn in place: never two on one screen, always the
     /// bottom line of the output, and that it is gone from the final screen. Answers every
     /// distinct progress line seen.

@@ -27,6 +27,9 @@ use harness::tool::BINARY;
 use tmux::{Tmux, is_progress_line};
 
 const WIDTH: u16 = 120;
+/// Narrower than the progress line: it must be cut, not wrapped (a wrapped line is redrawn a
+/// line off).
+const NARROW: u16 = 44;
 
 /// The documented rollout of the HAProxy example as typed into the terminal, to `version`.
 fn rollout_command(scenario: &Scenario, version: &str) -> String {
@@ -52,20 +55,23 @@ fn with_engine<'a>(more: Vec<(&'a str, &'a str)>) -> Vec<(&'a str, &'a str)> {
 
 /// What a terminal test needs: the machine to itself, the HAProxy example with two replicas of
 /// version a, and a terminal in its directory. `None`: skipped (said loudly).
-async fn terminal_on_example(name: &str) -> Option<(MutexGuard<'static, ()>, Scenario, Tmux)> {
+async fn terminal_on_example(
+    name: &str,
+    width: u16,
+) -> Option<(MutexGuard<'static, ()>, Scenario, Tmux)> {
     if !tmux::available() {
         return None;
     }
     let machine = begin().await?;
     let scenario = Scenario::start("haproxy", name, 2).await;
     let env = with_engine(scenario.env());
-    let terminal = Tmux::start(name, scenario.dir(), WIDTH, 40, &env);
+    let terminal = Tmux::start(name, scenario.dir(), width, 40, &env);
     Some((machine, scenario, terminal))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_progress_line_updates_in_place_and_leaves_a_clean_screen() {
-    let Some((_machine, scenario, terminal)) = terminal_on_example("terminal").await else {
+    let Some((_machine, scenario, terminal)) = terminal_on_example("terminal", WIDTH).await else {
         return;
     };
     let command = rollout_command(&scenario, "b");
@@ -113,6 +119,19 @@ async fn the_progress_line_updates_in_place_and_leaves_a_clean_screen() {
         );
     }
 
+    // A terminal narrower than the line: cut to fit, still one line at the bottom.
+    terminal.resize(NARROW, 40);
+    let command = rollout_command(&scenario, "e");
+    let narrow =
+        tokio::task::block_in_place(|| terminal.watch(&command, Duration::from_secs(120), |_| {}));
+    assert_eq!(narrow.exit, 0, "{}", narrow.last);
+    let cut = narrow.progress_lines();
+    assert!(
+        cut.iter().any(|l| l.contains("new healthy")),
+        "no tally on the narrow terminal: {cut:#?}"
+    );
+    terminal.resize(WIDTH, 40);
+
     // Nothing extra with -q or --json, in the same terminal.
     for (version, flag) in [("c", "-q"), ("d", "--json")] {
         let command =
@@ -148,7 +167,8 @@ async fn the_progress_line_updates_in_place_and_leaves_a_clean_screen() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_in_a_terminal_rolls_back_and_leaves_a_clean_screen() {
-    let Some((_machine, scenario, terminal)) = terminal_on_example("terminal-int").await else {
+    let Some((_machine, scenario, terminal)) = terminal_on_example("terminal-int", WIDTH).await
+    else {
         return;
     };
     let before = scenario.app_containers().await;

@@ -107,7 +107,11 @@ impl Live {
         let started = self.started;
         let line = move |_: &ProgressState, out: &mut dyn std::fmt::Write| {
             let view = view.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = out.write_str(&render(&view, started, Instant::now()));
+            // Never wider than `Margin` says the terminal is: a line that wraps where indicatif
+            // does not expect it would be cleared a line too high or too low.
+            let width = usize::from(Margin(console::Term::stderr()).width());
+            let line = render(&view, started, Instant::now());
+            let _ = out.write_str(&line.chars().take(width).collect::<String>());
         };
         let style = ProgressStyle::with_template("{line}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner())

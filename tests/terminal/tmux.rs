@@ -37,14 +37,19 @@ pub fn available() -> bool {
 
 pub struct Tmux {
     socket: String,
+    /// Commands run so far: each prints its exit code under a marker of its own, so that an
+    /// earlier command's line still on the screen is never taken for this one's.
+    commands: std::cell::Cell<u32>,
 }
 
 /// What the screen showed while a command ran: every distinct capture, and the last one.
 pub struct Watched {
     pub samples: Vec<String>,
     pub last: String,
-    /// The command's exit code, from the `EXIT=` line it printed.
+    /// The command's exit code, from the `EXIT-n=` line it printed.
     pub exit: i32,
+    /// `EXIT-n=`, this command's marker.
+    marker: String,
 }
 
 impl Tmux {
@@ -52,6 +57,7 @@ impl Tmux {
     pub fn start(name: &str, dir: &Path, width: u16, height: u16, env: &[(&str, &str)]) -> Tmux {
         let tmux = Tmux {
             socket: format!("reroll-test-{name}-{}", std::process::id()),
+            commands: std::cell::Cell::new(0),
         };
         let mut args = vec![
             "new-session".to_owned(),
@@ -100,6 +106,16 @@ impl Tmux {
         );
     }
 
+    /// Resizes the terminal, as a person drags its window.
+    pub fn resize(&self, width: u16, height: u16) {
+        let (width, height) = (width.to_string(), height.to_string());
+        let resized = self.tmux(&["resize-window", "-t", "test", "-x", &width, "-y", &height]);
+        assert!(
+            resized.status.success(),
+            "tmux resize-window failed: {resized:?}"
+        );
+    }
+
     /// Ctrl-C, as a person presses it: the terminal sends SIGINT to the foreground job.
     pub fn ctrl_c(&self) {
         assert!(
@@ -132,7 +148,9 @@ impl Tmux {
         limit: Duration,
         mut on_sample: impl FnMut(&str),
     ) -> Watched {
-        self.type_line(&format!("clear; {command}; echo \"EXIT=$?\""));
+        self.commands.set(self.commands.get() + 1);
+        let marker = format!("EXIT-{}=", self.commands.get());
+        self.type_line(&format!("clear; {command}; echo \"{marker}$?\""));
         let deadline = Instant::now() + limit;
         let mut samples: Vec<String> = Vec::new();
         loop {
@@ -142,7 +160,7 @@ impl Tmux {
                 samples.push(screen.clone());
             }
             let exit = screen.lines().find_map(|line| {
-                line.strip_prefix("EXIT=")
+                line.strip_prefix(marker.as_str())
                     .and_then(|code| code.trim().parse::<i32>().ok())
             });
             if let Some(exit) = exit {
@@ -150,6 +168,7 @@ impl Tmux {
                     samples,
                     last: self.screen(true),
                     exit,
+                    marker,
                 };
             }
             assert!(
@@ -168,17 +187,17 @@ impl Drop for Tmux {
 }
 
 impl Watched {
-    /// The non-blank lines the command printed: between its typed line (or an earlier command's
-    /// `EXIT=`, when `clear` kept the history) and its own `EXIT=` line.
+    /// The non-blank lines the command printed: between its typed line (or, when `clear` kept the
+    /// history, an earlier command's exit line) and its own exit line.
     pub fn output(&self) -> Vec<&str> {
         let lines: Vec<&str> = self.last.lines().collect();
         let end = lines
             .iter()
-            .rposition(|l| l.starts_with("EXIT="))
+            .position(|l| l.starts_with(&self.marker))
             .unwrap_or(lines.len());
         let start = lines[..end]
             .iter()
-            .rposition(|l| l.starts_with("EXIT=") || l.contains("echo \"EXIT=$?\""))
+            .rposition(|l| l.contains(&self.marker) || l.starts_with("EXIT-"))
             .map_or(0, |at| at + 1);
         lines[start..end]
             .iter()

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::MutexGuard;
 
+use harness::cmd::docker_ok;
 use harness::containers;
 use harness::preflight::{begin, project_name, repo_root};
 use harness::report;
@@ -211,17 +212,24 @@ async fn ctrl_c_in_a_terminal_rolls_back_and_leaves_a_clean_screen() {
     );
 }
 
+/// A terminal in the repository, set to run the demo with the binary built here under a project
+/// name of the tests' own. `None`: skipped (said loudly).
+async fn terminal_for_demo(name: &str) -> Option<(MutexGuard<'static, ()>, String, Tmux)> {
+    if !tmux::available() {
+        return None;
+    }
+    let machine = begin().await?;
+    let project = project_name(name);
+    let env = with_engine(vec![("REROLL", BINARY), ("DEMO_PROJECT", &project)]);
+    let terminal = Tmux::start(name, &repo_root(), WIDTH, 50, &env);
+    Some((machine, project, terminal))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_in_a_terminal() {
-    if !tmux::available() {
-        return;
-    }
-    let Some(_machine) = begin().await else {
+    let Some((_machine, _project, terminal)) = terminal_for_demo("demo-terminal").await else {
         return;
     };
-    let project = project_name("demo-terminal");
-    let env = with_engine(vec![("REROLL", BINARY), ("DEMO_PROJECT", &project)]);
-    let terminal = Tmux::start("demo", &repo_root(), WIDTH, 50, &env);
     let watched = tokio::task::block_in_place(|| {
         terminal.watch("examples/demo/run.sh", Duration::from_secs(300), |_| {})
     });
@@ -247,4 +255,43 @@ async fn the_demo_in_a_terminal() {
         "no timeline:\n{last}"
     );
     assert!(last.contains("demo: cleaning up"), "{last}");
+}
+
+/// Ctrl-C while the demo's reroll runs: the reroll rolls back, the demo removes its project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_the_demo_and_it_cleans_up() {
+    let Some((_machine, project, terminal)) = terminal_for_demo("demo-interrupted").await else {
+        return;
+    };
+    let mut pressed = false;
+    let watched = tokio::task::block_in_place(|| {
+        terminal.watch("examples/demo/run.sh", Duration::from_secs(300), |screen| {
+            let rerolling = screen.contains("== 2/2") && screen.lines().any(is_progress_line);
+            if rerolling && !pressed {
+                terminal.ctrl_c();
+                pressed = true;
+            }
+        })
+    });
+    let last = &watched.last;
+    assert!(
+        pressed,
+        "the demo's reroll never showed its progress line:\n{last}"
+    );
+    assert_eq!(
+        watched.exit, 130,
+        "Ctrl-C should end the demo with 130:\n{last}"
+    );
+    assert!(last.contains("rolling back: interrupted"), "{last}");
+    assert!(last.contains("demo: cleaning up"), "{last}");
+    watched.progress_lines();
+    let root = repo_root();
+    let label = format!("label=com.docker.compose.project={project}");
+    let left = docker_ok(&["ps", "--all", "--quiet", "--filter", &label], &root).await;
+    assert!(left.trim().is_empty(), "the demo left containers: {left}");
+    let networks = docker_ok(&["network", "ls", "--quiet", "--filter", &label], &root).await;
+    assert!(
+        networks.trim().is_empty(),
+        "the demo left networks: {networks}"
+    );
 }

@@ -6,7 +6,7 @@
 #
 #   ./install.sh && examples/demo/run.sh
 #
-# Needs: a Docker engine with Compose v2, docker-reroll installed (./install.sh), and the two
+# Needs: a Docker engine with Compose v2 (2.24 or later), docker-reroll installed (./install.sh), and the two
 # binaries the images are made of: apt-get install busybox-static haproxy
 # Settings (environment): DEMO_PROJECT (reroll-demo), DEMO_CLIENTS (4 request loops),
 # DEMO_KEEP_IMAGES=1 (keep the images it built), REROLL (the command, default `docker reroll`).

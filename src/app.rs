@@ -9,7 +9,9 @@ use crate::interrupt::Interrupts;
 use crate::orphans::Orphans;
 use crate::report::Reporter;
 use crate::service::ServiceRollout;
-use crate::service::project::{fall_back_to_standalone_compose, lock, read_config, service_config};
+use crate::service::project::{
+    fall_back_to_standalone_compose, follow_engine_key, lock, read_config, service_config,
+};
 use crate::service_settings::{ServiceSettings, service_settings};
 
 pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
@@ -63,23 +65,32 @@ async fn roll_named(
         .clone()
         .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
         .filter(|name| !name.is_empty());
-    let early_lock = match &named {
+    let mut early_lock = match &named {
         Some(project) => Some(lock(docker, project, service)?),
         None => None,
     };
-    let (config, early_containers) = tokio::join!(read_config(docker), async {
+    let (config, mut early_containers) = tokio::join!(read_config(docker), async {
         match &named {
             Some(project) => Some(docker.containers(project, service).await),
             None => None,
         }
     });
-    let config = match config {
+    let mut config = match config {
         Ok(config) => config,
         Err(failure) => fall_back_to_standalone_compose(docker, failure).await?,
     };
-    let service_config = service_config(&config, service)?;
-    let ServiceSettings { skip, resolved } =
+    let mut service_config = service_config(&config, service)?;
+    let mut settings =
         service_settings(service, &service_config, &cli.flag_settings()).map_err(Failure::usage)?;
+    if follow_engine_key(docker, [(service, service_config.x_reroll.as_ref())])? {
+        // Another engine: what was read and listed through the first one does not count.
+        (early_lock, early_containers) = (None, None);
+        config = read_config(docker).await?;
+        service_config = crate::service::project::service_config(&config, service)?;
+        settings = service_settings(service, &service_config, &cli.flag_settings())
+            .map_err(Failure::usage)?;
+    }
+    let ServiceSettings { skip, resolved } = settings;
     if skip {
         reporter.skipped(service, "x-reroll skip: true");
         return Ok(Exit::Done);

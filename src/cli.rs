@@ -159,10 +159,23 @@ pub struct Cli {
     /// Print only errors.
     #[arg(short, long, help_heading = "Output", conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Print shell completions (complete-bash, complete-zsh, complete-fish) or the man page (man)
+    /// on stdout, and exit; install.sh installs them.
+    #[arg(long, value_name = "WHAT", value_enum, help_heading = "Output")]
+    pub generate: Option<Generate>,
 
     /// Docker's global flags.
     #[command(flatten)]
     pub docker: crate::docker::globals::DockerGlobals,
+}
+
+/// What `--generate` prints (made in src/generate.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+    Man,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

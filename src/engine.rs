@@ -15,7 +15,7 @@
 
 pub mod health_pump;
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use clap::{Args, ValueEnum};
 use tokio::sync::OnceCell;
@@ -33,7 +33,7 @@ use health_pump::HealthPump;
 pub struct EngineArgs {
     /// docker: Docker's CLI and Compose, against whatever engine serves their API (Podman's
     /// socket too: told by `docker version`); podman: Podman's own CLI and podman-compose; auto:
-    /// docker, or podman when only `podman` is on PATH.
+    /// the services' x-reroll engine, else docker, or podman when only `podman` is on PATH.
     #[arg(
         long,
         value_name = "ENGINE",
@@ -83,14 +83,16 @@ struct Detected {
     cgroup_driver: String,
 }
 
-static SETTINGS: OnceLock<EngineArgs> = OnceLock::new();
+static SETTINGS: Mutex<Option<EngineArgs>> = Mutex::new(None);
 /// One endpoint per run: asked once, whatever the number of services rolled.
 static DETECTED: OnceCell<Detected> = OnceCell::const_new();
 
 /// The run's choices; call once, before any rollout. On the podman route, `docker` runs Podman's
 /// CLI and Compose is podman-compose.
 pub fn configure(args: EngineArgs, docker: &mut Docker) {
-    let _ = SETTINGS.set(args);
+    *SETTINGS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(args);
     let podman_cli = match args.engine {
         EngineChoice::Podman => true,
         EngineChoice::Docker => false,
@@ -107,7 +109,74 @@ pub fn configure(args: EngineArgs, docker: &mut Docker) {
 }
 
 fn settings() -> EngineArgs {
-    SETTINGS.get().copied().unwrap_or_default()
+    SETTINGS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_default()
+}
+
+/// What the rolled services' `x-reroll: engine` asks for (values already checked by
+/// `service_settings`); the services must agree, as one run drives one engine.
+pub fn x_reroll_engine<'a>(
+    x_rerolls: impl IntoIterator<Item = (&'a str, Option<&'a serde_json::Value>)>,
+) -> Result<Option<EngineChoice>, String> {
+    let mut asked: Option<(&str, EngineChoice)> = None;
+    for (service, x_reroll) in x_rerolls {
+        let Some(choice) = x_reroll
+            .and_then(|x| x.get("engine")?.as_str())
+            .and_then(|text| EngineChoice::from_str(text, false).ok())
+            .filter(|choice| *choice != EngineChoice::Auto)
+        else {
+            continue;
+        };
+        match asked {
+            Some((first, earlier)) if earlier != choice => {
+                return Err(format!(
+                    "services '{first}' and '{service}' ask for different engines in x-reroll \
+                     engine: one run drives one engine; make them agree, or give --engine"
+                ));
+            }
+            None => asked = Some((service, choice)),
+            Some(_) => {}
+        }
+    }
+    Ok(asked.map(|(_, choice)| choice))
+}
+
+/// Follows the compose file's `x-reroll: engine` when neither `--engine` nor
+/// `DOCKER_REROLL_ENGINE` chose one: true when the run now drives another route (the project must
+/// then be read again through it).
+pub fn follow_x_reroll(asked: Option<EngineChoice>, docker: &mut Docker) -> Result<bool, String> {
+    let args = settings();
+    let Some(asked) = asked.filter(|_| args.engine == EngineChoice::Auto) else {
+        return Ok(false);
+    };
+    let podman_now = podman_cli();
+    match asked {
+        EngineChoice::Podman if !podman_now => {
+            if !on_path(&podman_program()) {
+                return Err(
+                    "x-reroll engine: podman, but `podman` is not on PATH: install Podman, or \
+                     drop the key to use Docker"
+                        .to_owned(),
+                );
+            }
+            configure(
+                EngineArgs {
+                    engine: EngineChoice::Podman,
+                    ..args
+                },
+                docker,
+            );
+            Ok(true)
+        }
+        EngineChoice::Docker if podman_now => Err(
+            "x-reroll engine: docker, but `docker` is not on PATH: install Docker's CLI, or \
+             give --engine podman"
+                .to_owned(),
+        ),
+        _ => Ok(false),
+    }
 }
 
 /// `Podman Engine` among the server's components; anything else (or no answer) is Docker.
@@ -240,6 +309,41 @@ mod tests {
         assert_eq!(x_reroll_runner(Some(&x)), Some(HealthRunner::Tool));
         assert_eq!(x_reroll_runner(None), None);
         assert_eq!(HealthRunner::parse("sometimes"), None);
+    }
+
+    #[test]
+    fn the_rolled_services_must_agree_on_their_engine() {
+        let podman = serde_json::json!({"engine": "podman"});
+        let auto = serde_json::json!({"engine": "auto", "wait": "3s"});
+        let docker = serde_json::json!({"engine": "docker"});
+        type Services<'a> = Vec<(&'a str, Option<&'a serde_json::Value>)>;
+        let cases: [(Services, Result<Option<EngineChoice>, &str>); 5] = [
+            (vec![], Ok(None)),
+            (vec![("web", None), ("db", Some(&auto))], Ok(None)),
+            (
+                vec![("web", Some(&podman)), ("db", None)],
+                Ok(Some(EngineChoice::Podman)),
+            ),
+            (
+                vec![("web", Some(&podman)), ("db", Some(&podman))],
+                Ok(Some(EngineChoice::Podman)),
+            ),
+            (
+                vec![("web", Some(&podman)), ("db", Some(&docker))],
+                Err("'web' and 'db'"),
+            ),
+        ];
+        for (services, expected) in cases {
+            let got = x_reroll_engine(services.clone());
+            match expected {
+                Ok(choice) => assert_eq!(got, Ok(choice), "{services:?}"),
+                Err(names) => assert!(
+                    got.as_ref()
+                        .is_err_and(|e| e.contains(names) && e.contains("--engine")),
+                    "{services:?}: {got:?}"
+                ),
+            }
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod docker;
 pub mod duration;
 pub mod engine;
 pub mod exit;
+pub mod generate;
 pub mod interrupt;
 pub mod journal;
 pub mod lock;
@@ -78,8 +79,23 @@ pub fn main() -> ExitCode {
             return ExitCode::from(Exit::Usage.code());
         }
     };
+    if let Some(what) = cli.generate {
+        return match generate::write(what, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "docker-reroll: error: --generate: {error}"
+                );
+                ExitCode::from(Exit::Usage.code())
+            }
+        };
+    }
     init_tracing(cli.verbose);
-    let reporter = Reporter::new(cli.quiet, cli.json);
+    let mut reporter = Reporter::new(cli.quiet, cli.json);
+    if cli.verbose > 0 {
+        reporter = reporter.without_progress_line();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

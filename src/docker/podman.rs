@@ -1,19 +1,20 @@
 //! Which CLI this run drives when the engine is Podman: set once by the engine choice, read by
 //! the adapter (label filters) and by the health pump.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether this run drives Podman's own CLI and podman-compose.
-static PODMAN_CLI: OnceLock<bool> = OnceLock::new();
+static PODMAN_CLI: AtomicBool = AtomicBool::new(false);
 
-/// Set once, before any docker call: `docker` means Podman's own CLI in this run.
+/// Set before any rollout (by the engine choice, and again if the compose file's `x-reroll:
+/// engine` picks the other route): `docker` means Podman's own CLI in this run.
 pub fn use_podman_cli(podman: bool) {
-    let _ = PODMAN_CLI.set(podman);
+    PODMAN_CLI.store(podman, Ordering::Relaxed);
 }
 
 /// Whether `docker` means Podman's own CLI in this run.
 pub fn podman_cli() -> bool {
-    PODMAN_CLI.get().copied().unwrap_or(false)
+    PODMAN_CLI.load(Ordering::Relaxed)
 }
 
 /// Compose v1 and v2 label their containers `com.docker.compose.oneoff`, podman-compose does not.

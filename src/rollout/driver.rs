@@ -16,7 +16,7 @@ use crate::duration::show;
 use crate::engine::health_pump::HealthPump;
 use crate::interrupt::Interrupts;
 use crate::model::container::{Container, Health, State};
-use crate::model::routing::{Routing, Target};
+use crate::model::routing::{Route, Routing, Target};
 use crate::proxy::Proxy;
 use crate::report::Reporter;
 use crate::template::{Template, Values, short_id};
@@ -168,6 +168,13 @@ impl<'a> Driver<'a> {
             {
                 pump.follow(&[]);
             }
+            if let Action::Watch { until, .. } | Action::AwaitProxy { until, .. } = &action {
+                self.reporter.waiting_until(*until);
+            }
+            let watched = match &action {
+                Action::Watch { ids, .. } | Action::AwaitProxy { ids, .. } => ids.clone(),
+                _ => Vec::new(),
+            };
             input = match action {
                 Action::Finish(outcome) => return (outcome, times),
                 Action::Remove(ids) => self.remove(&ids).await,
@@ -205,7 +212,49 @@ impl<'a> Driver<'a> {
                 Action::RollBack { keep } => self.roll_back(&keep).await,
                 Action::Analyze { command, reset } => self.analyze(machine, command, reset).await,
             };
+            self.tally(machine.phase(), &watched, &input);
         }
+    }
+
+    /// For the progress line: how many of the watched containers have got where this phase
+    /// waits for them.
+    fn tally(&self, phase: Phase, watched: &[String], input: &Input) {
+        let of = watched.len();
+        let (done, what) = match (phase, input) {
+            (Phase::Drain, Input::Observed(statuses)) => (
+                statuses
+                    .iter()
+                    .filter(|s| s.health == Health::Unhealthy)
+                    .count(),
+                "old unhealthy",
+            ),
+            (_, Input::Observed(statuses)) => {
+                let serving = |s: &&Status| {
+                    s.state == State::Running && matches!(s.health, Health::Healthy | Health::None)
+                };
+                let healthy = statuses.iter().filter(serving).count();
+                let checked = statuses.iter().any(|s| s.health != Health::None);
+                let what = match (phase, checked) {
+                    (Phase::Health | Phase::Settle, true) => "new healthy",
+                    (Phase::Health | Phase::Settle, false) => "new running",
+                    (_, true) => "healthy",
+                    (_, false) => "running",
+                };
+                (healthy, what)
+            }
+            (Phase::ProxyIn, Input::Routing(Ok(routing))) => (
+                watched
+                    .iter()
+                    .filter(|id| routing.route(id) == Route::Serving)
+                    .count(),
+                "routed to",
+            ),
+            (_, Input::Routing(Ok(routing))) => {
+                (of - routing.still_routed(watched).len(), "out of rotation")
+            }
+            _ => return,
+        };
+        self.reporter.tally(done, of, what);
     }
 
     fn describe(&self, machine: &Machine, action: &Action) -> String {

@@ -15,6 +15,16 @@ pub async fn read_project(docker: &mut Docker) -> Result<ProjectConfig, Failure>
     }
 }
 
+/// Follows the rolled services' `x-reroll: engine` (see [`crate::engine::follow_x_reroll`]):
+/// true when the run now drives another engine, whose Compose must read the project again.
+pub fn follow_engine_key<'a>(
+    docker: &mut Docker,
+    x_rerolls: impl IntoIterator<Item = (&'a str, Option<&'a serde_json::Value>)>,
+) -> Result<bool, Failure> {
+    let asked = crate::engine::x_reroll_engine(x_rerolls).map_err(Failure::usage)?;
+    crate::engine::follow_x_reroll(asked, docker).map_err(Failure::usage)
+}
+
 /// Was it Compose that is missing, or the project that is wrong?
 pub async fn fall_back_to_standalone_compose(
     docker: &mut Docker,

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::Cli;
 use crate::docker::Docker;
+use crate::docker::command::ComposeCli;
 use crate::docker::compose::parse_hashes;
 use crate::docker::image::ImageId;
 use crate::docker::unreachable_or;
@@ -21,7 +22,7 @@ use crate::model::project::ProjectConfig;
 use crate::orphans::Orphans;
 use crate::report::{Reporter, StackOutcome};
 use crate::service::ServiceRollout;
-use crate::service::project::{lock, read_project, service_config};
+use crate::service::project::{follow_engine_key, lock, read_project, service_config};
 use crate::service_settings::{ServiceSettings, service_settings};
 use change::{Verdict, detect};
 use order::rollout_order;
@@ -39,7 +40,26 @@ pub async fn run(
     reporter: &Reporter,
     interrupts: &mut Interrupts,
 ) -> Result<Exit, Failure> {
-    let config = read_project(docker).await?;
+    let mut config = read_project(docker).await?;
+    let rolled: Vec<&String> = if cli.services.is_empty() {
+        config.services.keys().collect()
+    } else {
+        cli.services.iter().collect()
+    };
+    let x_rerolls = rolled.into_iter().filter_map(|service| {
+        let x_reroll = config.services.get(service)?.x_reroll.as_ref();
+        Some((service.as_str(), x_reroll))
+    });
+    if follow_engine_key(docker, x_rerolls)? {
+        config = read_project(docker).await?;
+    }
+    if docker.compose_cli() == &ComposeCli::PodmanCompose {
+        // podman-compose has no `config --hash`, which tells the stack which services changed.
+        return Err(Failure::usage(
+            "podman-compose rolls one service at a time: name the service (docker reroll web), \
+             or use Compose v2 against Podman's API socket for a whole stack",
+        ));
+    }
     let docker: &Docker = docker;
     let project = config.name.as_str();
     let selected: BTreeSet<String> = if cli.services.is_empty() {

@@ -311,3 +311,69 @@ async fn standing_tells_the_step_and_the_expected_share() {
     assert_eq!(standing.remaining, None, "manual: until promote");
     assert_eq!(standing.elapsed, 4.0);
 }
+
+/// With a proxy adapter, a failed bake waits until the proxy routes to the restarted old
+/// containers before it drains the new ones.
+#[tokio::test(start_paused = true)]
+async fn a_failed_bake_waits_for_the_proxy_to_route_to_the_old_containers_again() {
+    let mut plan = plan(&["a1"], 1);
+    let policy = Canary {
+        steps: Vec::new(),
+        pause: Pause::Manual,
+        analysis: Analysis {
+            command: Some(crate::template::Template::parse("check").unwrap()),
+            ..Analysis::default()
+        },
+        bake: Some(Duration::from_secs(60)),
+    };
+    crate::canary::steps::apply(&mut plan, &[]);
+    let settings = Settings {
+        pre_stop: true,
+        verify_proxy: true,
+        ..Settings::default()
+    };
+    let mut machine =
+        Machine::new(plan, settings).with_canary(CanaryRun::new(policy, Vec::new(), 1));
+    let serving = |ids: &[&str]| {
+        proxy(
+            &ids.iter()
+                .map(|id| (*id, Route::Serving))
+                .collect::<Vec<_>>(),
+        )
+    };
+    run_ms(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (1000, healthy("b1"), "ask proxy [b1] until 31s"),
+            (0, serving(&["a1", "b1"]), "pre-stop a1"),
+            (
+                0,
+                Input::PreStopFinished(vec![]),
+                "ask proxy [a1] until 31s",
+            ),
+            (0, serving(&["b1"]), "stop a1"),
+            (0, Input::Done, "analyze +cmd (reset)"),
+            (
+                0,
+                commanded(Err("b1: exit status 1".into())),
+                "rollback keeping a1,b1",
+            ),
+            (0, Input::Done, "restore a1"),
+            (0, Input::Done, "watch [a1] until 7s"),
+            (
+                500,
+                Input::Observed(vec![status("a1", State::Running, Health::Healthy)]),
+                "ask proxy [a1] until 31.5s",
+            ),
+            (0, serving(&["b1"]), "ask proxy [a1] until 31.5s"),
+            (500, serving(&["a1", "b1"]), "pre-stop b1"),
+        ],
+    )
+    .await;
+}

@@ -1,0 +1,92 @@
+//! End-to-end proof of the Caddy and nginx recipes (`examples/caddy`, `examples/nginx`): the
+//! documented command, repeated under a steady load at 1 and 4 replicas, and a broken release
+//! rolled back, each with the proxy's retries off and every failed request counted.
+//!
+//! Same needs and opt-out as `tests/e2e.rs` (`REROLL_SKIP_E2E=1`, refused when `CI` is set).
+
+#[path = "e2e/mod.rs"]
+#[allow(dead_code)] // shared with tests/e2e.rs, which uses the rest
+mod harness;
+
+use harness::containers::assert_exactly;
+use harness::load::Load;
+use harness::preflight::begin;
+use harness::releases::NEVER_HEALTHY;
+use harness::report;
+use harness::scenario::Scenario;
+use harness::steps::{
+    LOAD_LIMIT, ROLL_LIMIT, SETTLE, assert_exit, assert_no_failures, documented_args,
+    rolls_back_never_healthy, strs,
+};
+use harness::tool;
+
+/// The versions each test rolls through, one rollout after another: a → b → c → d.
+const VERSIONS: [&str; 3] = ["b", "c", "d"];
+
+/// The documented command, once per version in [`VERSIONS`], each rollout under its own load:
+/// exit 0, no failed request, both versions answered, exactly `replicas` new containers left.
+async fn rollouts_in_a_row(example: &str, replicas: usize) {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let name = format!("{example}{replicas}");
+    let scenario = Scenario::start(example, &name, replicas).await;
+    let args = documented_args(&scenario);
+    let mut previous = "a".to_owned();
+    for version in VERSIONS {
+        let load = Load::start(scenario.addr(), LOAD_LIMIT);
+        tokio::time::sleep(SETTLE).await;
+        let mut env = scenario.env();
+        env.push(("APP_VERSION", version));
+        let finished = tool::run(scenario.dir(), &strs(&args), &env, ROLL_LIMIT).await;
+        tokio::time::sleep(SETTLE).await;
+        let tally = load.stop().await;
+
+        let what = format!("{example}, {replicas} replicas, rollout {previous} -> {version}");
+        report(&format!(
+            "{what}: tool {:.1}s; load: {tally}",
+            finished.elapsed.as_secs_f64()
+        ));
+        assert_exit(&finished, 0, &what);
+        assert_no_failures(&scenario, &tally, &what).await;
+        assert!(
+            tally.answered(&previous) > 0 && tally.answered(version) > 0,
+            "{what}: both versions should have answered: {tally}"
+        );
+        assert_exactly(&scenario.app_containers().await, replicas, version);
+        previous = version.to_owned();
+    }
+}
+
+/// A release that never turns healthy (and never accepts a connection): rolled back, the old
+/// containers untouched, no failed request.
+async fn broken_release_rolls_back(example: &str) {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start(example, &format!("{example}broken"), 2).await;
+    let before = scenario.app_containers().await;
+    scenario.write_override(NEVER_HEALTHY);
+    rolls_back_never_healthy(
+        &scenario,
+        &before,
+        &format!("{example}: broken release"),
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_rolls_one_replica_three_times_without_failed_requests() {
+    rollouts_in_a_row("caddy", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_rolls_four_replicas_three_times_without_failed_requests() {
+    rollouts_in_a_row("caddy", 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_broken_release_rolls_back_without_failed_requests() {
+    broken_release_rolls_back("caddy").await;
+}

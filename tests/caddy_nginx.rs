@@ -8,7 +8,8 @@
 #[allow(dead_code)] // shared with tests/e2e.rs, which uses the rest
 mod harness;
 
-use harness::containers::assert_exactly;
+use harness::cmd::docker_ok;
+use harness::containers::{self, assert_exactly};
 use harness::load::Load;
 use harness::preflight::begin;
 use harness::releases::NEVER_HEALTHY;
@@ -16,7 +17,7 @@ use harness::report;
 use harness::scenario::Scenario;
 use harness::steps::{
     LOAD_LIMIT, ROLL_LIMIT, SETTLE, assert_exit, assert_no_failures, documented_args,
-    rolls_back_never_healthy, strs,
+    roll_under_load, rolls_back_never_healthy, strs,
 };
 use harness::tool;
 
@@ -89,4 +90,94 @@ async fn caddy_rolls_four_replicas_three_times_without_failed_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_broken_release_rolls_back_without_failed_requests() {
     broken_release_rolls_back("caddy").await;
+}
+
+/// The Caddy example drained by a Compose `pre_stop:` hook instead of `pre-stop-cmd`: the hook
+/// (with its own environment, user and working directory) logs to a volume and creates the drain
+/// marker; the app logs to the same volume when it gets SIGTERM.
+const DRAINED_BY_A_HOOK: &str = r#"
+services:
+  app:
+    volumes:
+      - state:/state
+    command:
+      - sh
+      - -c
+      - |
+        rm -f /.dead
+        mkdir -p /www/cgi-bin
+        echo "$$APP_VERSION" >/www/index.html
+        printf '#!/bin/sh\nif [ -e /.dead ]; then printf "HTTP/1.0 503 Draining\\r\\n\\r\\n"; else printf "HTTP/1.0 200 OK\\r\\n\\r\\nok\\n"; fi\n' >/www/cgi-bin/health
+        chmod +x /www/cgi-bin/health
+        trap 'echo "stopped $$HOSTNAME" >>/state/log; exit 0' TERM
+        httpd -f -p 80 -h /www &
+        wait
+    pre_stop:
+      - command: ["sh", "-c", "echo \"pre_stop $$HOSTNAME $$DRAIN_BY in $$(pwd)\" >>log && touch /.dead"]
+        user: root
+        working_dir: /state
+        environment:
+          DRAIN_BY: hook
+    x-reroll: !override
+      pre-stop-wait-until-unhealthy: true
+      wait-after-unhealthy: 1s
+      wait-after-healthy: 1s
+volumes:
+  state:
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_drained_by_a_compose_pre_stop_hook_without_failed_requests() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::new("caddy", "caddyhook");
+    scenario.write_override(DRAINED_BY_A_HOOK);
+    scenario.up(2).await;
+    let old = scenario.app_containers().await;
+    let args = documented_args(&scenario);
+
+    let (finished, tally) = roll_under_load(&scenario, &args).await;
+
+    report(&format!(
+        "caddy drained by a pre_stop hook: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 0, "drained by a pre_stop hook");
+    assert!(
+        finished.stderr.contains("running the pre_stop hooks on"),
+        "{}",
+        finished.transcript()
+    );
+    assert_no_failures(&scenario, &tally, "drained by a pre_stop hook").await;
+    let new = scenario.app_containers().await;
+    assert_exactly(&new, 2, "b");
+    let log = docker_ok(
+        &["exec", "--", &new[0].id, "cat", "/state/log"],
+        scenario.dir(),
+    )
+    .await;
+    for container in &old {
+        let host = &container.id[..12];
+        let lines: Vec<&str> = log.lines().collect();
+        let hooked = lines
+            .iter()
+            .position(|l| *l == format!("pre_stop {host} hook in /state"));
+        let stopped = lines.iter().position(|l| *l == format!("stopped {host}"));
+        match (hooked, stopped) {
+            (Some(hooked), Some(stopped)) => assert!(
+                hooked < stopped,
+                "{host}: the hook ran after the stop:\n{log}"
+            ),
+            _ => panic!("{host}: the hook or the stop left no line:\n{log}"),
+        }
+    }
+    assert_eq!(
+        containers::ids(&new)
+            .iter()
+            .filter(|id| log.contains(&id[..12]))
+            .count(),
+        0,
+        "no hook ran in a new container:\n{log}"
+    );
 }

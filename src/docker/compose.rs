@@ -46,17 +46,20 @@ struct RawHook {
 }
 
 impl RawHook {
+    /// Compose's JSON keeps `$$` escaped (so that it reads back the same); Compose turns it
+    /// into `$` when it runs a hook, and so does this.
     fn into_hook(self) -> ExecHook {
+        let unescape = |text: String| text.replace("$$", "$");
         ExecHook {
-            command: self.command,
-            user: self.user.filter(|u| !u.is_empty()),
+            command: self.command.into_iter().map(unescape).collect(),
+            user: self.user.filter(|u| !u.is_empty()).map(unescape),
             privileged: self.privileged,
-            working_dir: self.working_dir.filter(|w| !w.is_empty()),
+            working_dir: self.working_dir.filter(|w| !w.is_empty()).map(unescape),
             environment: self
                 .environment
                 .into_iter()
                 .map(|(name, value)| match value {
-                    Some(value) => format!("{name}={value}"),
+                    Some(value) => format!("{name}={}", unescape(value)),
                     None => name,
                 })
                 .collect(),
@@ -208,7 +211,8 @@ mod tests {
         let json = r#"{"name": "demo", "services": {"web": {"image": "x", "pre_stop": [
             {"command": ["sh", "-c", "echo hi"], "user": "1000", "privileged": true,
              "working_dir": "/tmp", "environment": {"A": "1", "B": null}},
-            {"command": ["touch", "/x"]}]}, "db": {"image": "y"}}}"#;
+            {"command": ["sh", "-c", "echo $$HOSTNAME"], "environment": {"C": "a$$b"}}]},
+            "db": {"image": "y"}}}"#;
         let config = parse_config(json).unwrap();
         assert_eq!(
             config.services["web"].pre_stop,
@@ -221,7 +225,8 @@ mod tests {
                     environment: vec!["A=1".into(), "B".into()],
                 },
                 ExecHook {
-                    command: vec!["touch".into(), "/x".into()],
+                    command: vec!["sh".into(), "-c".into(), "echo $HOSTNAME".into()],
+                    environment: vec!["C=a$b".into()],
                     ..ExecHook::default()
                 },
             ]

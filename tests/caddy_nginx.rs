@@ -181,3 +181,18 @@ async fn caddy_drained_by_a_compose_pre_stop_hook_without_failed_requests() {
         "no hook ran in a new container:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_rolls_one_replica_three_times_without_failed_requests() {
+    rollouts_in_a_row("nginx", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_rolls_four_replicas_three_times_without_failed_requests() {
+    rollouts_in_a_row("nginx", 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_broken_release_rolls_back_without_failed_requests() {
+    broken_release_rolls_back("nginx").await;
+}

@@ -196,3 +196,78 @@ async fn nginx_rolls_four_replicas_three_times_without_failed_requests() {
 async fn nginx_broken_release_rolls_back_without_failed_requests() {
     broken_release_rolls_back("nginx").await;
 }
+
+/// The harness is not blind behind Caddy and nginx: a plain `docker compose up -d` of a new
+/// version fails requests there.
+async fn plain_compose_up_fails_requests(example: &str) {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start(example, &format!("{example}blind"), 2).await;
+    let load = Load::start(scenario.addr(), LOAD_LIMIT);
+    tokio::time::sleep(SETTLE).await;
+    scenario
+        .compose_ok(&["up", "--detach"], &[("APP_VERSION", "b")])
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let tally = load.stop().await;
+
+    report(&format!(
+        "{example}, plain compose up -d (must fail requests): {tally}"
+    ));
+    assert!(
+        tally.failed > 0,
+        "plain `docker compose up -d` behind {example} showed no failed request: {tally}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_plain_compose_up_fails_requests() {
+    plain_compose_up_fails_requests("caddy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_plain_compose_up_fails_requests() {
+    plain_compose_up_fails_requests("nginx").await;
+}
+
+/// Ends the health watcher in the nginx container (busybox has no pkill here).
+const STOP_THE_WATCHER: &str = r#"for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = "$$" ] && continue; grep -q watch-upstreams "$p/cmdline" 2>/dev/null && kill "$n"; done; true"#;
+
+/// nginx that never takes the new containers in (its health watcher stopped): the tool asks
+/// nginx, not the clock, so it rolls back after `--proxy-timeout`, the old containers serving
+/// throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_that_never_routes_to_the_new_containers_rolls_back_without_failed_requests() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("nginx", "nginxstale", 2).await;
+    let before = scenario.app_containers().await;
+    scenario
+        .compose_ok(&["exec", "-T", "nginx", "sh", "-c", STOP_THE_WATCHER], &[])
+        .await;
+    let args =
+        harness::steps::with_options(&documented_args(&scenario), &["--proxy-timeout", "4s"]);
+
+    let (finished, tally) = roll_under_load(&scenario, &args).await;
+
+    report(&format!(
+        "nginx never routes to the new containers: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 1, "nginx never routes to the new containers");
+    assert!(
+        finished.stderr.contains("not routed"),
+        "the report should show what nginx answered:\n{}",
+        finished.transcript()
+    );
+    assert_no_failures(
+        &scenario,
+        &tally,
+        "nginx never routes to the new containers",
+    )
+    .await;
+    assert_eq!(tally.answered("b"), 0, "the new release served: {tally}");
+    harness::steps::assert_only_old(&before, &scenario.app_containers().await);
+}

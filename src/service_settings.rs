@@ -472,7 +472,7 @@ fn proxy_spec(
             if cmd.is_none() {
                 return fail(
                     "--proxy command needs --proxy-cmd, a command that exits 0 while the proxy \
-                     routes to a container, e.g. 'sh -c \"curl -fs localhost:2019/reverse_proxy/upstreams | grep -q {addr}\"'"
+                     routes to a container, e.g. 'docker exec {project}-nginx-1 sh /etc/nginx/reroll/routes.sh {addr}' (examples/nginx)"
                         .into(),
                 );
             }

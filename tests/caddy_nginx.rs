@@ -271,3 +271,38 @@ async fn nginx_that_never_routes_to_the_new_containers_rolls_back_without_failed
     assert_eq!(tally.answered("b"), 0, "the new release served: {tally}");
     harness::steps::assert_only_old(&before, &scenario.app_containers().await);
 }
+
+/// A pre-stop that does not drain: Caddy's checks keep passing, so `/caddy-routes` keeps saying
+/// Caddy routes to the old containers. The tool waits `--proxy-timeout`, then keeps them
+/// serving rather than cutting their requests, and says so with exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_that_keeps_routing_to_old_containers_keeps_them_serving() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("caddy", "caddystuck", 2).await;
+    let before = containers::ids(&scenario.app_containers().await);
+    let args = harness::steps::with_options(
+        &documented_args(&scenario),
+        &["--pre-stop-cmd", "true", "--proxy-timeout", "4s"],
+    );
+
+    let (finished, tally) = roll_under_load(&scenario, &args).await;
+
+    report(&format!(
+        "caddy keeps routing: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    assert_exit(&finished, 1, "Caddy still routing");
+    assert!(
+        finished
+            .stderr
+            .contains("kept serving because the proxy still routed to them"),
+        "{}",
+        finished.transcript()
+    );
+    assert_no_failures(&scenario, &tally, "Caddy still routing").await;
+    let after = scenario.app_containers().await;
+    let old_left = after.iter().filter(|c| before.contains(&c.id)).count();
+    assert_eq!(old_left, 2, "both old containers serve on: {after:#?}");
+}

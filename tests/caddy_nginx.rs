@@ -21,6 +21,20 @@ use harness::steps::{
 };
 use harness::tool;
 
+/// [`roll_under_load`], its timing and tally reported as `what`.
+async fn roll_reported(
+    scenario: &Scenario,
+    args: &[String],
+    what: &str,
+) -> (harness::cmd::Finished, harness::load::Tally) {
+    let (finished, tally) = roll_under_load(scenario, args).await;
+    report(&format!(
+        "{what}: tool {:.1}s; load: {tally}",
+        finished.elapsed.as_secs_f64()
+    ));
+    (finished, tally)
+}
+
 /// The versions each test rolls through, one rollout after another: a → b → c → d.
 const VERSIONS: [&str; 3] = ["b", "c", "d"];
 
@@ -137,12 +151,8 @@ async fn caddy_drained_by_a_compose_pre_stop_hook_without_failed_requests() {
     let old = scenario.app_containers().await;
     let args = documented_args(&scenario);
 
-    let (finished, tally) = roll_under_load(&scenario, &args).await;
-
-    report(&format!(
-        "caddy drained by a pre_stop hook: tool {:.1}s; load: {tally}",
-        finished.elapsed.as_secs_f64()
-    ));
+    let (finished, tally) =
+        roll_reported(&scenario, &args, "caddy drained by a pre_stop hook").await;
     assert_exit(&finished, 0, "drained by a pre_stop hook");
     assert!(
         finished.stderr.contains("running the pre_stop hooks on"),
@@ -250,12 +260,8 @@ async fn nginx_that_never_routes_to_the_new_containers_rolls_back_without_failed
     let args =
         harness::steps::with_options(&documented_args(&scenario), &["--proxy-timeout", "4s"]);
 
-    let (finished, tally) = roll_under_load(&scenario, &args).await;
-
-    report(&format!(
-        "nginx never routes to the new containers: tool {:.1}s; load: {tally}",
-        finished.elapsed.as_secs_f64()
-    ));
+    let (finished, tally) =
+        roll_reported(&scenario, &args, "nginx never routes to the new containers").await;
     assert_exit(&finished, 1, "nginx never routes to the new containers");
     assert!(
         finished.stderr.contains("not routed"),
@@ -287,12 +293,7 @@ async fn caddy_that_keeps_routing_to_old_containers_keeps_them_serving() {
         &["--pre-stop-cmd", "true", "--proxy-timeout", "4s"],
     );
 
-    let (finished, tally) = roll_under_load(&scenario, &args).await;
-
-    report(&format!(
-        "caddy keeps routing: tool {:.1}s; load: {tally}",
-        finished.elapsed.as_secs_f64()
-    ));
+    let (finished, tally) = roll_reported(&scenario, &args, "caddy keeps routing").await;
     assert_exit(&finished, 1, "Caddy still routing");
     assert!(
         finished

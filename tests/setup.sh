@@ -22,7 +22,8 @@ CACHE=${DOCKER_REROLL_CACHE:-/var/cache/docker-reroll}
 
 log=$(mktemp)
 tmp=""
-trap 'rm -rf "$log" ${tmp:+"$tmp"}' EXIT
+policy=""
+trap 'rm -rf "$log" ${tmp:+"$tmp"} ${policy:+"$policy"}' EXIT
 fail() {
   echo "tests/setup.sh: FAILED: $*" >&2
   if [[ -s $log ]]; then sed 's/^/  | /' "$log" >&2; fi

@@ -43,12 +43,22 @@ async fn roll_named(
         Some(project) => Some(lock(docker, project, service)?),
         None => None,
     };
-    let (config, early_containers) = tokio::join!(read_config(docker), async {
+    // The engine lock before the listing: another machine's run may be rolling the service.
+    let (config, early) = tokio::join!(read_config(docker), async {
         match &named {
-            Some(project) => Some(docker.containers(project, service).await),
+            Some(project) => Some(
+                match take_engine_lock(cli, docker, project, reporter, interrupts).await {
+                    Ok(engine_lock) => Ok((engine_lock, docker.containers(project, service).await)),
+                    Err(failure) => Err(failure),
+                },
+            ),
             None => None,
         }
     });
+    let (early_engine_lock, early_containers) = match early.transpose()? {
+        Some((engine_lock, listed)) => (Some(engine_lock), Some(listed)),
+        None => (None, None),
+    };
     let config = match config {
         Ok(config) => config,
         Err(failure) => fall_back_to_standalone_compose(docker, failure).await?,
@@ -61,6 +71,10 @@ async fn roll_named(
         return Ok(Exit::Done);
     }
     let project = config.name.clone();
+    let _engine_lock = match early_engine_lock {
+        Some(early) if named.as_deref() == Some(project.as_str()) => early,
+        _ => take_engine_lock(cli, docker, &project, reporter, interrupts).await?,
+    };
     let (state, _lock) = match early_lock {
         Some(early) if named.as_deref() == Some(project.as_str()) => early,
         _ => lock(docker, &project, service)?,
@@ -101,4 +115,19 @@ async fn roll_named(
     Ok(orphans
         .settle(exit, interrupted, cli.dry_run, docker, reporter)
         .await)
+}
+
+/// The project's lock on the engine (`crate::engine_lock`); none for a dry run, which changes
+/// nothing.
+async fn take_engine_lock(
+    cli: &Cli,
+    docker: &Docker,
+    project: &str,
+    reporter: &Reporter,
+    interrupts: &mut Interrupts,
+) -> Result<Option<crate::engine_lock::EngineLock>, Failure> {
+    if cli.dry_run {
+        return Ok(None);
+    }
+    crate::engine_lock::acquire(docker, project, cli.lock_wait, reporter, interrupts).await
 }

@@ -110,6 +110,11 @@ pub struct Cli {
     #[arg(long, help_heading = "Rollout")]
     pub remove_orphans: bool,
 
+    /// When another run holds the project's lock on the engine, wait up to this long for it
+    /// instead of refusing (exit 2).
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Rollout")]
+    pub lock_wait: Option<Duration>,
+
     /// Podman support (`crate::engine`): --engine, --health-runner.
     #[command(flatten)]
     pub engine: crate::engine::EngineArgs,

@@ -12,6 +12,7 @@ pub mod compose_v1;
 pub mod docker;
 pub mod duration;
 pub mod engine;
+pub mod engine_lock;
 pub mod exit;
 pub mod interrupt;
 pub mod journal;

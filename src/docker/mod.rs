@@ -6,6 +6,7 @@ pub mod container;
 pub mod events;
 pub mod globals;
 pub mod image;
+pub mod lock_verbs;
 pub mod podman;
 pub mod service;
 pub mod verbs;

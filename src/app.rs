@@ -15,6 +15,9 @@ use crate::service_settings::{ServiceSettings, service_settings};
 pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     let mut interrupts = Interrupts::install()
         .map_err(|e| Failure::usage(format!("cannot install signal handlers: {e}")))?;
+    if cli.docker.context.len() > 1 {
+        return crate::hosts::run(hosts_run(&cli), reporter, &mut interrupts).await;
+    }
     let mut docker = Docker::new(cli.globals(), cli.project_args());
     crate::engine::configure(cli.engine, &mut docker); // Podman support
     match cli.services.as_slice() {
@@ -130,4 +133,16 @@ async fn take_engine_lock(
         return Ok(None);
     }
     crate::engine_lock::acquire(docker, project, cli.lock_wait, reporter, interrupts).await
+}
+
+/// Several `--context`s: this run's arguments, for each host's run.
+fn hosts_run(cli: &Cli) -> crate::hosts::HostsRun<'_> {
+    let invoked_as_plugin = std::env::var_os("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND").is_some();
+    let args = crate::cli::plugin_args(std::env::args_os().collect(), invoked_as_plugin);
+    crate::hosts::HostsRun {
+        hosts: &cli.hosts,
+        globals: &cli.docker,
+        project_args: cli.project_args(),
+        args: args.into_iter().skip(1).collect(),
+    }
 }

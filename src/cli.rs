@@ -115,6 +115,11 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Rollout")]
     pub lock_wait: Option<Duration>,
 
+    /// Several hosts (`crate::hosts`): --hosts-parallel, --pre-host-cmd, --post-host-cmd,
+    /// --rollback-hosts.
+    #[command(flatten)]
+    pub hosts: crate::hosts::args::HostsArgs,
+
     /// Podman support (`crate::engine`): --engine, --health-runner.
     #[command(flatten)]
     pub engine: crate::engine::EngineArgs,

@@ -14,6 +14,7 @@ pub mod duration;
 pub mod engine;
 pub mod engine_lock;
 pub mod exit;
+pub mod hosts;
 pub mod interrupt;
 pub mod journal;
 pub mod lock;

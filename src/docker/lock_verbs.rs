@@ -93,7 +93,7 @@ mod tests {
     fn lock_verbs_put_the_operands_after_a_double_dash() {
         let docker = Docker::new(
             Globals::resolve(DockerGlobals {
-                context: Some("b".into()),
+                context: vec!["b".into()],
                 ..DockerGlobals::default()
             }),
             vec![],

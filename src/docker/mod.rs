@@ -5,6 +5,7 @@ pub mod compose;
 pub mod container;
 pub mod events;
 pub mod globals;
+pub mod host_verbs;
 pub mod image;
 pub mod lock_verbs;
 pub mod podman;

@@ -2,6 +2,7 @@
 //! decide on and speak of. Adapters (`docker`, `proxy`) translate what they read into these types.
 
 pub mod container;
+pub mod host;
 pub mod lock_holder;
 pub mod orphan;
 pub mod policy;

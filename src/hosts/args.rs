@@ -37,9 +37,9 @@ const PARENT_ONLY: [(&str, bool); 5] = [
 ];
 
 /// The arguments of one host's run: the parent's (after the program name) without its
-/// `--context`s, its host options and, for `drop_files`, its compose files; then `--context
-/// HOST --json`.
-pub fn child_args(args: &[OsString], context: &str, drop_files: bool) -> Vec<OsString> {
+/// `--context`s, its host options and, for `drop_project`, its compose files, project name and
+/// directory (a rollback names them itself); then `--context HOST --json`.
+pub fn child_args(args: &[OsString], context: &str, drop_project: bool) -> Vec<OsString> {
     let mut kept = Vec::new();
     let mut index = 0;
     while index < args.len() {
@@ -55,8 +55,10 @@ pub fn child_args(args: &[OsString], context: &str, drop_files: bool) -> Vec<OsS
             }
         };
         takes_value("--context", Some("-c"), true);
-        if drop_files {
+        if drop_project {
             takes_value("--file", Some("-f"), true);
+            takes_value("--project-name", Some("-p"), true);
+            takes_value("--project-directory", None, true);
         }
         for (long, value) in PARENT_ONLY {
             takes_value(long, None, value);
@@ -98,11 +100,11 @@ mod tests {
     fn each_host_gets_its_context_and_none_of_the_parents_options() {
         let args = words(
             "--context a -c b --context=c -cd --hosts-parallel 2 --pre-host-cmd x \
-             --rollback-hosts --json -f one.yml --file=two.yml --wait 5s web",
+             --rollback-hosts --json -f one.yml --file=two.yml -p shop --wait 5s web",
         );
         assert_eq!(
             joined(child_args(&args, "b", false)),
-            "--context b --json -f one.yml --file=two.yml --wait 5s web"
+            "--context b --json -f one.yml --file=two.yml -p shop --wait 5s web"
         );
         assert_eq!(
             joined(child_args(&args, "b", true)),

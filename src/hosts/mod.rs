@@ -127,7 +127,7 @@ pub async fn run(
                 let Some(recorded) = &previous[index] else {
                     continue;
                 };
-                let row = host.revert(index, recorded).await;
+                let row = host.revert(index, &rows[index], recorded).await;
                 reporter.host_finish(&row);
                 rows[index] = row;
             }
@@ -138,14 +138,20 @@ pub async fn run(
         () = pass_on => unreachable!("passing signals on never ends"),
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    let exit = rows
+    // The failed host's exit; a host left on the new version by a failed rollback is cleanup
+    // left undone.
+    let failed = rows.iter().find_map(|row| match row.state {
+        HostState::Failed(exit) => Some(exit),
+        _ => None,
+    });
+    let revert_failed = rows
         .iter()
-        .find_map(|row| match row.state {
-            HostState::Failed(exit) | HostState::RevertFailed(exit) => Some(exit),
-            _ => None,
-        })
-        .or_else(|| signals.borrow().map(Signal::exit))
-        .unwrap_or(Exit::Done);
+        .any(|row| matches!(row.state, HostState::RevertFailed(_)));
+    let exit = match (failed, revert_failed) {
+        (_, true) => Exit::Incomplete,
+        (Some(exit), false) => exit,
+        (None, false) => signals.borrow().map_or(Exit::Done, Signal::exit),
+    };
     reporter.hosts_finish(exit, &rows);
     Ok(exit)
 }
@@ -208,7 +214,7 @@ impl Host<'_> {
     }
 
     /// Rolls a host that was done back to the images it ran before.
-    async fn revert(&self, index: usize, recorded: &Previous) -> HostRow {
+    async fn revert(&self, index: usize, rolled: &HostRow, recorded: &Previous) -> HostRow {
         let context = self.run.globals.context[index].as_str();
         let started = Instant::now();
         self.reporter.info(&format!(
@@ -225,14 +231,24 @@ impl Host<'_> {
                 if let Some(project) = self.project {
                     args.extend(["--project-name".into(), project.into()]);
                 }
+                if let Some(dir) = &recorded.working_dir {
+                    args.extend(["--project-directory".into(), dir.into()]);
+                }
                 let end = run_child(args, context, self.reporter, self.signals.clone()).await;
                 match end.exit {
                     Exit::Done => (
                         HostState::Reverted,
-                        "its images are the old ones again; other changes to the compose files stay"
-                            .to_owned(),
+                        format!(
+                            "rolled in {}, then back in {}: its images are the old ones again; \
+                             other changes to the compose files stay",
+                            crate::duration::show(rolled.took),
+                            crate::duration::show(started.elapsed())
+                        ),
                     ),
-                    exit => (HostState::RevertFailed(exit), end.note),
+                    exit => (
+                        HostState::RevertFailed(exit),
+                        format!("it was rolled; rolling it back failed: {}", end.note),
+                    ),
                 }
             }
             Err(error) => (
@@ -243,7 +259,7 @@ impl Host<'_> {
         HostRow {
             context: context.to_owned(),
             state,
-            took: started.elapsed(),
+            took: rolled.took + started.elapsed(),
             note,
         }
     }

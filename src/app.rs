@@ -20,6 +20,10 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     }
     let mut docker = Docker::new(cli.globals(), cli.project_args());
     crate::engine::configure(cli.engine, &mut docker); // Podman support
+    if cli.swarm {
+        let config = crate::service::project::read_project(&mut docker).await?;
+        return crate::swarm::run(&cli, config, &docker, reporter, &mut interrupts).await;
+    }
     match cli.services.as_slice() {
         [service] => roll_named(&cli, &mut docker, service, reporter, &mut interrupts).await,
         _ => crate::stack::run(&cli, &mut docker, reporter, &mut interrupts).await,

@@ -27,6 +27,7 @@ pub mod rollout;
 pub mod service;
 pub mod service_settings;
 pub mod stack;
+pub mod swarm;
 pub mod template;
 
 use std::io::Write;

@@ -422,6 +422,16 @@ impl Reporter {
         );
     }
 
+    /// `--swarm`: one service's update is over, as Swarm reported it.
+    pub fn swarm_service(&self, service: &str, exit: Exit, state: &str, message: &str) {
+        let state = if state.is_empty() { "unchanged" } else { state };
+        self.line("swarm", &format!("{service}: {state} ({message})"));
+        self.event(
+            "swarm_service",
+            json!({ "service": service, "state": state, "message": message, "outcome": exit }),
+        );
+    }
+
     pub fn phase_started(&self, phase: Phase, detail: &str) {
         self.line(phase.name(), detail);
         self.event("phase_start", json!({ "phase": phase, "message": detail }));

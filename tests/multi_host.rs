@@ -668,3 +668,201 @@ fn with_state_dir<'a>(env: &[(&'a str, &'a str)], dir: &'a str) -> Vec<(&'a str,
     env.push(("DOCKER_REROLL_STATE_DIR", dir));
     env
 }
+
+/// HAProxy in front of a Swarm service, following its tasks through Swarm's DNS (`tasks.app`),
+/// without retries, so that a request to a task that is going away fails and is counted.
+const SWARM_HAPROXY: &str = r#"
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    retries 0
+resolvers swarm
+    nameserver dns 127.0.0.11:53
+    hold valid 500ms
+    hold obsolete 0s
+    timeout resolve 200ms
+frontend web
+    bind :80
+    default_backend app
+backend app
+    option httpchk GET /index.html
+    default-server inter 300ms fall 1 rise 1 check resolvers swarm init-addr none
+    server-template app 6 tasks.app:80
+"#;
+
+/// The stack: two replicas of the app, and the proxy published on the node's port (`mode:
+/// host`: the second engine runs without iptables, so without Swarm's ingress mesh). Swarm takes
+/// a task out of its DNS before stopping it; the app keeps serving for its grace period (a
+/// shell's httpd as PID 1 ignores SIGTERM), time for the proxy to re-resolve.
+fn swarm_stack(port: u16) -> String {
+    format!(
+        r#"
+services:
+  app:
+    image: busybox:1.36
+    environment:
+      APP_VERSION: ${{APP_VERSION:-a}}
+    command: ["sh", "-c", "echo $$APP_VERSION >/index.html; exec httpd -f -p 80 -h /"]
+    stop_grace_period: 3s
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/index.html"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+    deploy:
+      replicas: 2
+  proxy:
+    image: haproxy:2.6
+    command: ["haproxy", "-W", "-db", "-f", "/cfg/haproxy.cfg"]
+    configs:
+      - source: haproxy
+        target: /cfg/haproxy.cfg
+    ports:
+      - target: 80
+        published: {port}
+        mode: host
+configs:
+  haproxy:
+    file: ./haproxy.cfg
+"#
+    )
+}
+
+/// `--swarm` on a single-node Swarm of a second dockerd (never the machine's engine): a stack
+/// update under load fails no request, and a release whose image cannot start is rolled back by
+/// Swarm itself, reported as exit 1, under load with no failed request either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_updates_a_stack_under_load_and_rolls_back_a_bad_image() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let mut engine = SecondEngine::start(&["busybox:1.36", "haproxy:2.6"]).await;
+    engine.swarm_init().await;
+    let project = project_name("swarm");
+    let port = harness::scenario::free_port();
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("stack.yaml"), swarm_stack(port)).unwrap();
+    std::fs::write(dir.path().join("haproxy.cfg"), SWARM_HAPROXY).unwrap();
+    let bad = format!("{project}-bad:1");
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        format!("services:\n  app:\n    image: {bad}\n"),
+    )
+    .unwrap();
+    let maker = format!("{project}-maker");
+    engine
+        .docker_ok(&["create", "--name", &maker, "busybox:1.36", "true"])
+        .await;
+    engine
+        .docker_ok(&[
+            "commit",
+            "--change",
+            r#"ENTRYPOINT ["false"]"#,
+            &maker,
+            &bad,
+        ])
+        .await;
+    engine.docker_ok(&["rm", &maker]).await;
+    let stack = dir.path().join("stack.yaml");
+    let stack = stack.to_str().unwrap();
+    let env = [("DOCKER_HOST", engine.host.as_str())];
+    let deployed = run(
+        command(
+            "docker",
+            ["stack", "deploy", "--detach=true", "-c", stack, &project],
+            dir.path(),
+            &env,
+        ),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(deployed.success(), "{}", deployed.transcript());
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    wait_until_served(addr).await;
+
+    let roll = |version: &'static str, release: &'static [&'static str]| {
+        let dir = dir.path().to_owned();
+        let project = project.clone();
+        let host = engine.host.clone();
+        async move {
+            let mut args = vec!["--swarm", "--json", "-p", &project, "-f", "stack.yaml"];
+            args.extend(release);
+            let env = [("DOCKER_HOST", host.as_str()), ("APP_VERSION", version)];
+            let load = Load::start(addr, LOAD_LIMIT);
+            tokio::time::sleep(SETTLE).await;
+            let finished = tool::run(&dir, &args, &env, ROLL_LIMIT).await;
+            tokio::time::sleep(SETTLE).await;
+            (finished, load.stop().await)
+        }
+    };
+    let (updated, tally) = roll("b", &[]).await;
+    assert_exit(&updated, 0, "a Swarm stack update");
+    assert!(
+        updated.stdout.contains(r#""state":"completed""#),
+        "{}",
+        updated.transcript()
+    );
+    assert!(tally.answered("b") > 0, "version b never answered: {tally}");
+    report(&format!(
+        "swarm update: tool {:.1}s; load: {tally}",
+        updated.elapsed.as_secs_f64()
+    ));
+    assert!(
+        tally.total >= 300 && tally.failed == 0,
+        "{tally}\n{}",
+        updated.transcript()
+    );
+
+    let (rolled_back, tally) = roll("c", &["-f", "bad.yaml"]).await;
+    assert_exit(&rolled_back, 1, "a bad image, rolled back by Swarm");
+    assert!(
+        rolled_back
+            .stdout
+            .contains(r#""state":"rollback_completed""#),
+        "{}",
+        rolled_back.transcript()
+    );
+    assert_eq!(tally.answered("c"), 0, "the bad release answered: {tally}");
+    let image = engine
+        .docker_ok(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+            &format!("{project}_app"),
+        ])
+        .await;
+    assert!(
+        image.starts_with("busybox:1.36"),
+        "not rolled back: {image}"
+    );
+    report(&format!(
+        "swarm rollback of a bad image: tool {:.1}s; load: {tally}",
+        rolled_back.elapsed.as_secs_f64()
+    ));
+    assert!(
+        tally.total >= 300 && tally.failed == 0,
+        "{tally}\n{}",
+        rolled_back.transcript()
+    );
+}
+
+async fn wait_until_served(addr: std::net::SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut in_a_row = 0;
+    while in_a_row < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the Swarm proxy at {addr} does not serve"
+        );
+        match tokio::time::timeout(Duration::from_secs(1), harness::http::get_once(addr)).await {
+            Ok(Ok(response)) if response.status == 200 => in_a_row += 1,
+            _ => {
+                in_a_row = 0;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}

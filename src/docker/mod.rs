@@ -10,6 +10,7 @@ pub mod image;
 pub mod lock_verbs;
 pub mod podman;
 pub mod service;
+pub mod swarm_verbs;
 pub mod verbs;
 
 pub use command::{Docker, DockerError};

@@ -9,3 +9,4 @@ pub mod policy;
 pub mod project;
 pub mod routing;
 pub mod signal;
+pub mod swarm;

@@ -21,6 +21,8 @@ pub struct SecondEngine {
     dir: TempDir,
     bridge: String,
     dockerd: Option<Child>,
+    /// `docker_gwbridge`, made by this engine's `swarm init` in the host's namespace.
+    gwbridge: bool,
 }
 
 impl SecondEngine {
@@ -77,6 +79,7 @@ impl SecondEngine {
             dir,
             bridge,
             dockerd: Some(dockerd),
+            gwbridge: false,
         };
         engine.wait_until_up().await;
         let started = Instant::now();
@@ -150,6 +153,34 @@ impl SecondEngine {
         done.stdout
     }
 
+    /// A single-node Swarm on this engine (never on the machine's), its overlay networks from a
+    /// pool of their own. Its `docker_gwbridge` is removed with the engine.
+    pub async fn swarm_init(&mut self) {
+        let exists = std::process::Command::new("ip")
+            .args(["link", "show", "docker_gwbridge"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            !exists,
+            "docker_gwbridge exists already: another Swarm runs on this machine"
+        );
+        let pool = format!("10.197.{}.0/24", std::process::id() % 200 + 20);
+        self.gwbridge = true;
+        self.docker_ok(&[
+            "swarm",
+            "init",
+            "--advertise-addr",
+            "127.0.0.1",
+            "--default-addr-pool",
+            &pool,
+            "--default-addr-pool-mask-length",
+            "28",
+        ])
+        .await;
+    }
+
     /// Stops the engine (SIGTERM to the dockerd this test started, SIGKILL after 30 s).
     pub fn stop(&mut self) {
         let Some(mut dockerd) = self.dockerd.take() else {
@@ -199,6 +230,9 @@ impl Drop for SecondEngine {
                 .status();
         }
         root_command(&["ip", "link", "del", &self.bridge]);
+        if self.gwbridge {
+            root_command(&["ip", "link", "del", "docker_gwbridge"]);
+        }
     }
 }
 

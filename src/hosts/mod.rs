@@ -93,15 +93,7 @@ pub async fn run(
     let roll = async {
         let mut failed = false;
         // The first host alone (the barrier), then groups.
-        let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
-        groups.push(0..1);
-        let mut start = 1;
-        while start < contexts.len() {
-            let end = (start + group).min(contexts.len());
-            groups.push(start..end);
-            start = end;
-        }
-        for range in groups {
+        for range in groups(contexts.len(), group) {
             if failed || signals.borrow().is_some() {
                 break;
             }
@@ -285,6 +277,23 @@ impl Host<'_> {
     }
 }
 
+/// The hosts' indexes in the groups they roll in: the first alone (the barrier), then `group` at
+/// a time.
+fn groups(hosts: usize, group: usize) -> Vec<std::ops::Range<usize>> {
+    let mut groups = vec![];
+    let mut start = 0;
+    while start < hosts {
+        let end = if start == 0 {
+            1
+        } else {
+            (start + group.max(1)).min(hosts)
+        };
+        groups.push(start..end);
+        start = end;
+    }
+    groups
+}
+
 /// Runs the futures together and returns their outputs in order.
 async fn join_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec<T> {
     let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
@@ -313,4 +322,31 @@ fn tempfile_dir() -> Result<std::path::PathBuf, Failure> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_host_rolls_alone_then_groups_of_n() {
+        assert_eq!(groups(1, 3).len(), 1);
+        assert_eq!(groups(3, 1), [0..1, 1..2, 2..3]);
+        assert_eq!(groups(6, 2), [0..1, 1..3, 3..5, 5..6]);
+        assert_eq!(groups(4, 10), [0..1, 1..4]);
+    }
+
+    #[tokio::test]
+    async fn join_all_runs_together_and_keeps_the_order() {
+        let started = Instant::now();
+        let slow = |ms: u64, value: u32| -> Pin<Box<dyn Future<Output = u32>>> {
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                value
+            })
+        };
+        let outputs = join_all(vec![slow(200, 1), slow(100, 2), slow(150, 3)]).await;
+        assert_eq!(outputs, [1, 2, 3]);
+        assert!(started.elapsed() < std::time::Duration::from_millis(400));
+    }
 }

@@ -866,3 +866,62 @@ async fn wait_until_served(addr: std::net::SocketAddr) {
         }
     }
 }
+
+/// Ctrl-C while the second host rolls: the signal reaches that host's run, which rolls back; the
+/// first host stays finished, and the run ends with 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_reaches_the_host_being_rolled_which_rolls_back() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let hosts = TwoHosts::start("interrupt", true).await;
+    let before_two = hosts.app_on(TWO).await;
+    let args = [
+        "--context",
+        ONE,
+        "--context",
+        TWO,
+        "--json",
+        "--wait-after-healthy",
+        "8s",
+        APP,
+    ];
+    let running = tool::spawn(hosts.dir.path(), &args, &hosts.env(&[]));
+    let lock = format!("reroll-lock-{}", hosts.project);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !hosts
+        .engine
+        .docker(&["container", "inspect", "--", &lock])
+        .await
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the second host's run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    running.interrupt();
+    let finished = running.finish(ROLL_LIMIT).await;
+    assert_exit(&finished, 130, "interrupted while the second host rolled");
+    let table = hosts_finish(&finished);
+    assert_eq!(state_of(&table, ONE), "done", "{}", finished.transcript());
+    assert_eq!(state_of(&table, TWO), "failed", "{}", finished.transcript());
+    let two = hosts.app_on(TWO).await;
+    assert_eq!(
+        two, before_two,
+        "the second host was not rolled back to its old container"
+    );
+    let image_b = hosts.image_b_id().await;
+    let one = hosts.app_on(ONE).await;
+    assert!(one.len() == 1 && one[0].1 == image_b, "{one:?}");
+    assert!(
+        !hosts
+            .engine
+            .docker(&["container", "inspect", "--", &lock])
+            .await
+            .success(),
+        "the second host's lock was left behind"
+    );
+}

@@ -52,8 +52,8 @@ pub async fn acquire(
     if std::env::var(OFF_VAR).is_ok_and(|v| v == "0" || v == "off") {
         return Ok(None);
     }
-    ensure_image(docker).await?;
     let me = this_run();
+    let mut imported = false;
     let name = lock_name(project);
     let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
     let mut announced = false;
@@ -74,6 +74,12 @@ pub async fn acquire(
                 }));
             }
             Err(error) if is_name_taken(&error) => {}
+            // The first lock on this engine: the image is made once, then the create again.
+            Err(error) if !imported && is_image_missing(&error) => {
+                import_image(docker).await?;
+                imported = true;
+                continue;
+            }
             Err(error) => return Err(unreachable_or("creating the lock container")(error)),
         }
         let Some((id, holder)) = current_holder(docker, &name).await? else {
@@ -129,11 +135,15 @@ fn is_name_taken(error: &DockerError) -> bool {
     text.contains("is already in use") || text.contains("Conflict")
 }
 
+fn is_image_missing(error: &DockerError) -> bool {
+    let text = error.stderr();
+    text.contains("No such image")
+        || text.contains("no such image")
+        || text.contains("image not known")
+}
+
 /// The lock image: zero bytes, imported once per engine from an empty tar.
-async fn ensure_image(docker: &Docker) -> Result<(), Failure> {
-    if docker.run(docker.lock_image_inspect()).await.is_ok() {
-        return Ok(());
-    }
+async fn import_image(docker: &Docker) -> Result<(), Failure> {
     let dir = std::env::temp_dir().join(format!("docker-reroll-{}", std::process::id()));
     std::fs::create_dir_all(&dir)
         .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;

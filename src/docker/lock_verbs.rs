@@ -12,11 +12,6 @@ use super::Docker;
 pub const LOCK_IMAGE: &str = "docker-reroll-lock:1";
 
 impl Docker {
-    /// `docker image inspect --format {{.Id}} -- docker-reroll-lock:1`
-    pub fn lock_image_inspect(&self) -> Command {
-        self.docker(["image", "inspect", "--format", "{{.Id}}", "--", LOCK_IMAGE])
-    }
-
     /// `docker import -- EMPTY.tar docker-reroll-lock:1`
     pub fn lock_image_import(&self, empty_tar: &Path) -> Command {
         self.docker([
@@ -27,12 +22,15 @@ impl Docker {
         ])
     }
 
-    /// `docker create --name NAME --network none --label K=V… -- docker-reroll-lock:1 /lock`:
-    /// the engine refuses a second container of that name, which makes this the atomic step.
-    /// The command is never run (the image has no files): the container is never started.
+    /// `docker create --pull never --name NAME --network none --label K=V… --
+    /// docker-reroll-lock:1 /lock`: the engine refuses a second container of that name, which
+    /// makes this the atomic step. Never pulled: the image is the tool's own. The command is never
+    /// run (the image has no files): the container is never started.
     pub fn lock_create(&self, name: &str, labels: &[(&str, String)]) -> Command {
         let mut args = vec![
             "create".to_owned(),
+            "--pull".to_owned(),
+            "never".to_owned(),
             "--name".to_owned(),
             name.to_owned(),
             "--network".to_owned(),
@@ -100,7 +98,7 @@ mod tests {
         );
         assert_eq!(
             argv(&docker.lock_create("reroll-lock-shop", &[("k", "v".into())])),
-            "--context=b create --name reroll-lock-shop --network none --label k=v -- docker-reroll-lock:1 /lock"
+            "--context=b create --pull never --name reroll-lock-shop --network none --label k=v -- docker-reroll-lock:1 /lock"
         );
         assert_eq!(
             argv(&docker.lock_read_lease("abc")),

@@ -144,7 +144,7 @@ mod tests {
     /// Every global flag and project flag: the maximum.
     fn loaded() -> Docker {
         let flags = DockerGlobals {
-            context: Some("prod".into()),
+            context: vec!["prod".into()],
             config: Some("/cfg".into()),
             tlsverify: true,
             debug: true,

@@ -17,6 +17,20 @@ use crate::service_settings::{ServiceSettings, service_settings};
 pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     let mut interrupts = Interrupts::install()
         .map_err(|e| Failure::usage(format!("cannot install signal handlers: {e}")))?;
+    if cli.canary.any() && (cli.docker.context.len() > 1 || cli.swarm) {
+        return Err(Failure::usage(
+            "canary settings (--steps, --probe, --bake, …) roll one service on one engine with \
+             Compose: drop them, or --swarm / the extra --context",
+        ));
+    }
+    if cli.command.is_some() && cli.docker.context.len() > 1 {
+        return Err(Failure::usage(
+            "promote, abort, status and rollback act on one engine: give one --context",
+        ));
+    }
+    if cli.docker.context.len() > 1 {
+        return crate::hosts::run(hosts_run(&cli), reporter, &mut interrupts).await;
+    }
     let mut docker = Docker::new(cli.globals(), cli.project_args());
     crate::engine::configure(cli.engine, &mut docker); // Podman support
     if let Some(command) = &cli.command {
@@ -42,6 +56,10 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
             "canary settings (--steps, --probe, --bake, …) roll one service: name it, e.g. \
              docker reroll --steps 1,50% web",
         ));
+    }
+    if cli.swarm {
+        let config = crate::service::project::read_project(&mut docker).await?;
+        return crate::swarm::run(&cli, config, &docker, reporter, &mut interrupts).await;
     }
     match cli.services.as_slice() {
         [service] => roll_named(&cli, &mut docker, service, reporter, &mut interrupts).await,
@@ -69,12 +87,22 @@ async fn roll_named(
         Some(project) => Some(lock(docker, project, service)?),
         None => None,
     };
-    let (config, mut early_containers) = tokio::join!(read_config(docker), async {
+    // The engine lock before the listing: another machine's run may be rolling the service.
+    let (config, early) = tokio::join!(read_config(docker), async {
         match &named {
-            Some(project) => Some(docker.containers(project, service).await),
+            Some(project) => Some(
+                match take_engine_lock(cli, docker, project, reporter, interrupts).await {
+                    Ok(engine_lock) => Ok((engine_lock, docker.containers(project, service).await)),
+                    Err(failure) => Err(failure),
+                },
+            ),
             None => None,
         }
     });
+    let (mut early_engine_lock, mut early_containers) = match early.transpose()? {
+        Some((engine_lock, listed)) => (Some(engine_lock), Some(listed)),
+        None => (None, None),
+    };
     let mut config = match config {
         Ok(config) => config,
         Err(failure) => fall_back_to_standalone_compose(docker, failure).await?,
@@ -84,7 +112,7 @@ async fn roll_named(
         service_settings(service, &service_config, &cli.flag_settings()).map_err(Failure::usage)?;
     if follow_engine_key(docker, [(service, service_config.x_reroll.as_ref())])? {
         // Another engine: what was read and listed through the first one does not count.
-        (early_lock, early_containers) = (None, None);
+        (early_lock, early_engine_lock, early_containers) = (None, None, None);
         config = read_config(docker).await?;
         service_config = crate::service::project::service_config(&config, service)?;
         settings = service_settings(service, &service_config, &cli.flag_settings())
@@ -104,6 +132,10 @@ async fn roll_named(
     )
     .map_err(Failure::usage)?;
     let project = config.name.clone();
+    let _engine_lock = match early_engine_lock {
+        Some(early) if named.as_deref() == Some(project.as_str()) => early,
+        _ => take_engine_lock(cli, docker, &project, reporter, interrupts).await?,
+    };
     let (state, _lock) = match early_lock {
         Some(early) if named.as_deref() == Some(project.as_str()) => early,
         _ => lock(docker, &project, service)?,
@@ -143,4 +175,31 @@ async fn roll_named(
     Ok(orphans
         .settle(exit, interrupted, cli.dry_run, docker, reporter)
         .await)
+}
+
+/// The project's lock on the engine (`crate::engine_lock`); none for a dry run, which changes
+/// nothing.
+async fn take_engine_lock(
+    cli: &Cli,
+    docker: &Docker,
+    project: &str,
+    reporter: &Reporter,
+    interrupts: &mut Interrupts,
+) -> Result<Option<crate::engine_lock::EngineLock>, Failure> {
+    if cli.dry_run {
+        return Ok(None);
+    }
+    crate::engine_lock::acquire(docker, project, cli.lock_wait, reporter, interrupts).await
+}
+
+/// Several `--context`s: this run's arguments, for each host's run.
+fn hosts_run(cli: &Cli) -> crate::hosts::HostsRun<'_> {
+    let invoked_as_plugin = std::env::var_os("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND").is_some();
+    let args = crate::cli::plugin_args(std::env::args_os().collect(), invoked_as_plugin);
+    crate::hosts::HostsRun {
+        hosts: &cli.hosts,
+        globals: &cli.docker,
+        project_args: cli.project_args(),
+        args: args.into_iter().skip(1).collect(),
+    }
 }

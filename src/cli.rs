@@ -120,6 +120,21 @@ pub struct Cli {
     #[command(flatten)]
     pub canary: crate::canary::args::CanaryArgs,
 
+    /// When another run holds the project's lock on the engine, wait up to this long for it
+    /// instead of refusing (exit 2).
+    #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Rollout")]
+    pub lock_wait: Option<Duration>,
+
+    /// The project runs as a Swarm stack: deploy it with docker stack deploy, start-first,
+    /// failure action rollback and a monitor from the healthcheck, and wait until Swarm is done.
+    #[arg(long, help_heading = "Rollout")]
+    pub swarm: bool,
+
+    /// Several hosts (`crate::hosts`): --hosts-parallel, --pre-host-cmd, --post-host-cmd,
+    /// --rollback-hosts.
+    #[command(flatten)]
+    pub hosts: crate::hosts::args::HostsArgs,
+
     /// Podman support (`crate::engine`): --engine, --health-runner.
     #[command(flatten)]
     pub engine: crate::engine::EngineArgs,

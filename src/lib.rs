@@ -14,8 +14,10 @@ pub mod compose_v1;
 pub mod docker;
 pub mod duration;
 pub mod engine;
+pub mod engine_lock;
 pub mod exit;
 pub mod generate;
+pub mod hosts;
 pub mod interrupt;
 pub mod journal;
 pub mod lock;
@@ -28,6 +30,7 @@ pub mod rollout;
 pub mod service;
 pub mod service_settings;
 pub mod stack;
+pub mod swarm;
 pub mod template;
 
 use std::io::Write;

@@ -13,6 +13,7 @@ use crate::docker::service::Listed;
 use crate::duration::show;
 use crate::exit::Exit;
 use crate::model::container::Container;
+use crate::model::host::{HostRow, HostState};
 use crate::model::orphan::Fate;
 use crate::model::policy::Order;
 use crate::plan::Plan;
@@ -359,6 +360,123 @@ impl Reporter {
         );
     }
 
+    /// A rollout over hosts: the order, and how many roll at once after the first.
+    pub fn hosts_order(&self, contexts: &[String], group: usize) {
+        let how = if group > 1 {
+            format!("then in groups of {group}")
+        } else {
+            "then one at a time".to_owned()
+        };
+        self.line(
+            "hosts",
+            &format!(
+                "{} host(s): {}; the first alone (a barrier), {how}",
+                contexts.len(),
+                contexts.join(", ")
+            ),
+        );
+        self.event("hosts", json!({ "hosts": contexts, "group": group }));
+    }
+
+    pub fn host_start(&self, context: &str, index: usize, total: usize) {
+        self.line(
+            "host",
+            &format!("{context} ({} of {total}): rolling", index + 1),
+        );
+        self.event("host_start", json!({ "host": context, "index": index }));
+    }
+
+    pub fn host_finish(&self, row: &HostRow) {
+        let text = format!(
+            "{}: {} in {}{}",
+            row.context,
+            row.state.describe(),
+            show(row.took),
+            if row.note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", row.note)
+            }
+        );
+        if matches!(row.state, HostState::Done | HostState::Reverted) {
+            self.line("host", &text);
+        } else {
+            say!(self, "{:>7} {:<10} {text}", show(self.elapsed()), "host");
+        }
+        self.event("host_finish", host_json(row));
+    }
+
+    /// One host's event, relayed with the host named.
+    pub fn relay(&self, context: &str, mut event: Value) {
+        if !self.json {
+            return;
+        }
+        event["host"] = json!(context);
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{event}");
+        let _ = stdout.flush();
+    }
+
+    /// One host's own output line, as its run printed it (its -q applied there).
+    pub fn child_line(&self, context: &str, line: &str) {
+        say!(self, "[{context}] {line}");
+    }
+
+    /// The end of a rollout over hosts: a row per host.
+    pub fn hosts_finish(&self, exit: Exit, rows: &[HostRow]) {
+        let width = rows
+            .iter()
+            .map(|r| r.context.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        say!(
+            self,
+            "{:>7} {:<10} {:<width$}  {:>8}  result",
+            show(self.elapsed()),
+            "hosts",
+            "host",
+            "time"
+        );
+        for row in rows {
+            say!(
+                self,
+                "{:>7} {:<10} {:<width$}  {:>8}  {}{}",
+                "",
+                "",
+                row.context,
+                if row.state == HostState::NotStarted {
+                    "-".to_owned()
+                } else {
+                    show(row.took)
+                },
+                row.state.describe(),
+                if row.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", row.note)
+                }
+            );
+        }
+        self.event(
+            "hosts_finish",
+            json!({
+                "outcome": exit, "exit_code": exit.code(),
+                "hosts": rows.iter().map(host_json).collect::<Vec<_>>(),
+            }),
+        );
+    }
+
+    /// `--swarm`: one service's update is over, as Swarm reported it.
+    pub fn swarm_service(&self, service: &str, exit: Exit, state: &str, message: &str) {
+        let state = if state.is_empty() { "unchanged" } else { state };
+        self.line("swarm", &format!("{service}: {state} ({message})"));
+        self.event(
+            "swarm_service",
+            json!({ "service": service, "state": state, "message": message, "outcome": exit }),
+        );
+    }
+
     pub fn phase_started(&self, phase: Phase, detail: &str) {
         self.line(phase.name(), detail);
         if let Some(live) = &self.live {
@@ -429,4 +547,18 @@ impl Reporter {
             json!({ "outcome": exit, "exit_code": exit.code(), "message": message, "phases": [] }),
         );
     }
+}
+
+fn host_json(row: &HostRow) -> Value {
+    let (state, exit) = match &row.state {
+        HostState::Done => ("done", Exit::Done),
+        HostState::Failed(exit) => ("failed", *exit),
+        HostState::Reverted => ("reverted", Exit::Done),
+        HostState::RevertFailed(exit) => ("revert_failed", *exit),
+        HostState::NotStarted => ("not_started", Exit::Done),
+    };
+    json!({
+        "host": row.context, "state": state, "exit_code": exit.code(),
+        "duration_ms": row.took.as_millis() as u64, "note": row.note,
+    })
 }

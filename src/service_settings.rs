@@ -110,7 +110,13 @@ pub fn service_settings(
 ) -> Result<ServiceSettings, String> {
     let x_reroll = parse_x_reroll(service, config.x_reroll.as_ref())?;
     let update_config = update_config_layer(service, &config.update_config)?;
-    let resolved = resolve(service, flags, &x_reroll.settings, &update_config)?;
+    let resolved = resolve_draining(
+        service,
+        flags,
+        &x_reroll.settings,
+        &update_config,
+        !config.pre_stop.is_empty(),
+    )?;
     Ok(ServiceSettings {
         skip: x_reroll.skip,
         resolved,
@@ -268,6 +274,18 @@ pub fn resolve(
     x_reroll: &Layer,
     update_config: &Layer,
 ) -> Result<Resolved, String> {
+    resolve_draining(service, flags, x_reroll, update_config, false)
+}
+
+/// [`resolve`] for a service that may have its own `pre_stop:` hooks, which drain it as a
+/// pre-stop command does (the tool runs them before the command).
+pub fn resolve_draining(
+    service: &str,
+    flags: &Layer,
+    x_reroll: &Layer,
+    update_config: &Layer,
+    pre_stop_hooks: bool,
+) -> Result<Resolved, String> {
     let defaults = Settings::default();
     let mut picker = Picker {
         layers: [
@@ -367,21 +385,16 @@ pub fn resolve(
         defaults.still_routing,
         |s| s.name().to_owned(),
     );
-    let proxy = proxy_spec(
-        service,
-        proxy,
-        proxy_url,
-        proxy_service,
-        proxy_cmd,
-        pre_stop_cmd.is_some(),
-    )?;
-    if wait_until_unhealthy && pre_stop_cmd.is_none() {
+    let drains = pre_stop_cmd.is_some() || pre_stop_hooks;
+    let proxy = proxy_spec(service, proxy, proxy_url, proxy_service, proxy_cmd, drains)?;
+    if wait_until_unhealthy && !drains {
         return Err(format!(
             "service '{service}': waiting until unhealthy needs a pre-stop command that makes the \
-             old containers unhealthy: give --pre-stop-cmd (or x-reroll pre-stop-cmd)"
+             old containers unhealthy: give --pre-stop-cmd (or x-reroll pre-stop-cmd, or a pre_stop: \
+             hook)"
         ));
     }
-    if undo_pre_stop_cmd.is_some() && pre_stop_cmd.is_none() {
+    if undo_pre_stop_cmd.is_some() && !drains {
         return Err(format!(
             "service '{service}': an undo-pre-stop command needs a pre-stop command to undo: give \
              --pre-stop-cmd (or x-reroll pre-stop-cmd), or drop the undo command"
@@ -392,7 +405,7 @@ pub fn resolve(
             healthcheck_timeout,
             wait_without_healthcheck: wait,
             wait_after_healthy,
-            pre_stop: pre_stop_cmd.is_some(),
+            pre_stop: drains,
             undo_pre_stop: undo_pre_stop_cmd.is_some(),
             wait_until_unhealthy,
             drain_timeout,
@@ -467,7 +480,7 @@ fn proxy_spec(
             if cmd.is_none() {
                 return fail(
                     "--proxy command needs --proxy-cmd, a command that exits 0 while the proxy \
-                     routes to a container, e.g. 'sh -c \"curl -fs localhost:2019/reverse_proxy/upstreams | grep -q {addr}\"'"
+                     routes to a container, e.g. 'docker exec {project}-nginx-1 sh /etc/nginx/reroll/routes.sh {addr}' (examples/nginx)"
                         .into(),
                 );
             }
@@ -477,7 +490,7 @@ fn proxy_spec(
         return fail(format!(
             "--proxy {} waits for the proxy to drop the old containers, which it does once their \
              health check fails: give --pre-stop-cmd that makes it fail, e.g. 'docker exec {{id}} \
-             touch /.dead' (or x-reroll pre-stop-cmd)",
+             touch /.dead' (or x-reroll pre-stop-cmd, or a pre_stop: hook)",
             kind.name()
         ));
     }

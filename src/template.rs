@@ -22,15 +22,7 @@ pub struct Values<'a> {
 
 impl Template {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let words = shell_words::split(text).map_err(|error| {
-            format!("cannot split '{text}' into words ({error}): check its quotes")
-        })?;
-        if words.is_empty() {
-            return Err(
-                "the template is empty: give a command, e.g. 'docker exec {id} touch /.dead'"
-                    .into(),
-            );
-        }
+        let words = split_words(text, "docker exec {id} touch /.dead")?;
         for word in &words {
             for name in placeholders_in(word)? {
                 if !PLACEHOLDERS.contains(&name) {
@@ -63,6 +55,19 @@ impl Template {
             })
             .collect()
     }
+}
+
+/// A command template's words, as a shell would split them (no shell runs them); `example` is
+/// what the error for an empty one suggests.
+pub fn split_words(text: &str, example: &str) -> Result<Vec<String>, String> {
+    let words = shell_words::split(text)
+        .map_err(|error| format!("cannot split '{text}' into words ({error}): check its quotes"))?;
+    if words.is_empty() {
+        return Err(format!(
+            "the template is empty: give a command, e.g. '{example}'"
+        ));
+    }
+    Ok(words)
 }
 
 impl fmt::Display for Template {

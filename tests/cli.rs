@@ -8,6 +8,8 @@
 mod canary;
 #[path = "cli/orphans.rs"]
 mod orphans;
+#[path = "cli/pre_stop_hooks.rs"]
+mod pre_stop_hooks;
 #[path = "cli/scenario.rs"]
 mod scenario;
 #[path = "cli/stack.rs"]

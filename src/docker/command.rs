@@ -31,7 +31,8 @@ impl Endpoint {
         if let Some(host) = &flags.host {
             return Endpoint::Host(host.clone());
         }
-        match &flags.context {
+        // Several contexts are rolled one by one, each by a run with one.
+        match flags.context.first() {
             // The CLI's context `default` is the one `DOCKER_HOST` configures.
             Some(context) if context == "default" => env("DOCKER_HOST")
                 .map_or_else(|| Endpoint::Context(context.clone()), Endpoint::Host),
@@ -475,7 +476,7 @@ mod tests {
         for ((flag_host, flag_context, env_host, env_context), expected) in cases {
             let flags = DockerGlobals {
                 host: flag_host.map(String::from),
-                context: flag_context.map(String::from),
+                context: flag_context.into_iter().map(String::from).collect(),
                 ..DockerGlobals::default()
             };
             let env = |name: &str| match name {
@@ -540,7 +541,7 @@ mod tests {
     #[test]
     fn a_context_reaches_every_child_and_an_inherited_docker_host_does_not() {
         let flags = DockerGlobals {
-            context: Some("prod".into()),
+            context: vec!["prod".into()],
             ..DockerGlobals::default()
         };
         for (what, command) in every_child(globals(flags, Endpoint::Context("prod".into()))) {
@@ -561,7 +562,7 @@ mod tests {
     #[test]
     fn every_flag_reaches_docker_and_a_host_every_child() {
         let flags = DockerGlobals {
-            context: None,
+            context: vec![],
             host: Some("tcp://10.0.0.5:2376".into()),
             config: Some("/cfg".into()),
             tls: true,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::model::hook::ExecHook;
 use crate::model::project::{ProjectConfig, ServiceConfig, UpdateConfig};
 
 #[derive(Deserialize)]
@@ -26,6 +27,44 @@ struct RawService {
     depends_on: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pre_stop: Option<Vec<RawHook>>,
+}
+
+/// A lifecycle hook as Compose resolves it: `command` a list, `environment` a mapping whose
+/// value is null for a name given without one.
+#[derive(Deserialize)]
+struct RawHook {
+    #[serde(default)]
+    command: Vec<String>,
+    user: Option<String>,
+    #[serde(default)]
+    privileged: bool,
+    working_dir: Option<String>,
+    #[serde(default)]
+    environment: BTreeMap<String, Option<String>>,
+}
+
+impl RawHook {
+    /// Compose's JSON keeps `$$` escaped (so that it reads back the same); Compose turns it
+    /// into `$` when it runs a hook, and so does this.
+    fn into_hook(self) -> ExecHook {
+        let unescape = |text: String| text.replace("$$", "$");
+        ExecHook {
+            command: self.command.into_iter().map(unescape).collect(),
+            user: self.user.filter(|u| !u.is_empty()).map(unescape),
+            privileged: self.privileged,
+            working_dir: self.working_dir.filter(|w| !w.is_empty()).map(unescape),
+            environment: self
+                .environment
+                .into_iter()
+                .map(|(name, value)| match value {
+                    Some(value) => format!("{name}={}", unescape(value)),
+                    None => name,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -72,6 +111,12 @@ pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
                 update_config,
                 x_reroll: None,
                 labels: service.labels.unwrap_or_default(),
+                pre_stop: service
+                    .pre_stop
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(RawHook::into_hook)
+                    .collect(),
             };
             (name, config)
         })
@@ -160,6 +205,34 @@ mod tests {
             config.services["worker"].container_name.as_deref(),
             Some("the-worker")
         );
+    }
+
+    #[test]
+    fn reads_pre_stop_hooks_as_compose_resolves_them() {
+        let json = r#"{"name": "demo", "services": {"web": {"image": "x", "pre_stop": [
+            {"command": ["sh", "-c", "echo hi"], "user": "1000", "privileged": true,
+             "working_dir": "/tmp", "environment": {"A": "1", "B": null}},
+            {"command": ["sh", "-c", "echo $$HOSTNAME"], "environment": {"C": "a$$b"}}]},
+            "db": {"image": "y"}}}"#;
+        let config = parse_config(json).unwrap();
+        assert_eq!(
+            config.services["web"].pre_stop,
+            [
+                ExecHook {
+                    command: vec!["sh".into(), "-c".into(), "echo hi".into()],
+                    user: Some("1000".into()),
+                    privileged: true,
+                    working_dir: Some("/tmp".into()),
+                    environment: vec!["A=1".into(), "B".into()],
+                },
+                ExecHook {
+                    command: vec!["sh".into(), "-c".into(), "echo $HOSTNAME".into()],
+                    environment: vec!["C=a$b".into()],
+                    ..ExecHook::default()
+                },
+            ]
+        );
+        assert!(config.services["db"].pre_stop.is_empty());
     }
 
     #[test]

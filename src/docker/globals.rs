@@ -10,9 +10,9 @@ use clap::{ArgAction, Args};
 #[command(next_help_heading = "Docker")]
 pub struct DockerGlobals {
     /// Docker context (also a Docker global flag given before `reroll`); not with --host, as
-    /// for Docker's CLI.
-    #[arg(short = 'c', long, value_name = "NAME", conflicts_with = "host")]
-    pub context: Option<String>,
+    /// for Docker's CLI. Repeated, one host after another (see --hosts-parallel).
+    #[arg(short = 'c', long, value_name = "NAME", conflicts_with = "host", action = ArgAction::Append)]
+    pub context: Vec<String>,
     /// Docker daemon socket.
     #[arg(short = 'H', long, value_name = "HOST")]
     pub host: Option<String>,
@@ -82,7 +82,9 @@ impl DockerGlobals {
             }
         };
         with_value("--config", &self.config);
-        with_value("--context", &self.context);
+        for context in &self.context {
+            with_value("--context", &Some(context.clone()));
+        }
         with_value("--host", &self.host);
         with_value("--log-level", &self.log_level);
         with_value("--tlscacert", &self.tlscacert);

@@ -5,9 +5,12 @@ pub mod compose;
 pub mod container;
 pub mod events;
 pub mod globals;
+pub mod host_verbs;
 pub mod image;
+pub mod lock_verbs;
 pub mod podman;
 pub mod service;
+pub mod swarm_verbs;
 pub mod verbs;
 
 pub use command::{Docker, DockerError};

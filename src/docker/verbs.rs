@@ -5,6 +5,7 @@
 use tokio::process::Command;
 
 use super::Docker;
+use crate::model::hook::ExecHook;
 
 /// How `compose up --scale` treats the containers it creates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +90,27 @@ impl Docker {
         self.compose(["--profile", "*", "config", "--services"])
     }
 
+    /// `docker exec [--user U] [--privileged] [--workdir W] [--env E]... -- ID COMMAND...`: one of
+    /// the service's lifecycle hooks, run in the container as Compose would.
+    pub fn exec_hook(&self, id: &str, hook: &ExecHook) -> Command {
+        let mut args: Vec<&str> = vec!["exec"];
+        if let Some(user) = &hook.user {
+            args.extend(["--user", user]);
+        }
+        if hook.privileged {
+            args.push("--privileged");
+        }
+        if let Some(dir) = &hook.working_dir {
+            args.extend(["--workdir", dir]);
+        }
+        for variable in &hook.environment {
+            args.extend(["--env", variable]);
+        }
+        args.extend(["--", id]);
+        args.extend(hook.command.iter().map(String::as_str));
+        self.docker(args)
+    }
+
     /// `docker compose version --short`: whether the Compose plugin is there.
     pub fn compose_plugin_version(&self) -> Command {
         self.docker(["compose", "version", "--short"])
@@ -132,7 +154,7 @@ mod tests {
     /// Every global flag and project flag: the maximum.
     fn loaded() -> Docker {
         let flags = DockerGlobals {
-            context: Some("prod".into()),
+            context: vec!["prod".into()],
             config: Some("/cfg".into()),
             tlsverify: true,
             debug: true,
@@ -181,6 +203,16 @@ mod tests {
                 docker.compose_plugin_version(),
                 "docker compose version --short",
             ),
+            (
+                docker.exec_hook(
+                    "a",
+                    &ExecHook {
+                        command: vec!["touch".into(), "/.dead".into()],
+                        ..ExecHook::default()
+                    },
+                ),
+                "docker exec -- a touch /.dead",
+            ),
         ];
         for (command, expected) in cases {
             assert_eq!(argv(&command), expected);
@@ -213,6 +245,22 @@ mod tests {
             (
                 docker.logs_tail("a", 5),
                 format!("docker {globals} logs --tail 5 -- a"),
+            ),
+            (
+                docker.exec_hook(
+                    "a",
+                    &ExecHook {
+                        command: vec!["sh".into(), "-c".into(), "echo $A".into()],
+                        user: Some("www-data".into()),
+                        privileged: true,
+                        working_dir: Some("/srv".into()),
+                        environment: vec!["A=1".into(), "B".into()],
+                    },
+                ),
+                format!(
+                    "docker {globals} exec --user www-data --privileged --workdir /srv --env A=1 \
+                     --env B -- a sh -c echo $A"
+                ),
             ),
         ];
         for (command, expected) in cases {

@@ -3,8 +3,12 @@
 
 pub mod canary;
 pub mod container;
+pub mod hook;
+pub mod host;
+pub mod lock_holder;
 pub mod orphan;
 pub mod policy;
 pub mod project;
 pub mod routing;
 pub mod signal;
+pub mod swarm;

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::hook::ExecHook;
+
 /// The parts of a resolved service this tool decides on.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceConfig {
@@ -21,6 +23,8 @@ pub struct ServiceConfig {
     pub x_reroll: Option<serde_json::Value>,
     /// The containers' labels (a proxy's Docker provider reads its settings there).
     pub labels: BTreeMap<String, String>,
+    /// The service's `pre_stop:` hooks, in order.
+    pub pre_stop: Vec<ExecHook>,
 }
 
 /// `deploy.update_config`, each key as Compose prints it when set: durations as Go writes them

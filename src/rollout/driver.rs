@@ -9,6 +9,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::machine::{Action, Created, Input, Machine, Outcome, Phase, Status};
+use super::pre_stop_hooks;
 use crate::docker::events::{Change, Subscription};
 use crate::docker::verbs::Start;
 use crate::docker::{Docker, DockerError};
@@ -16,6 +17,7 @@ use crate::duration::show;
 use crate::engine::health_pump::HealthPump;
 use crate::interrupt::Interrupts;
 use crate::model::container::{Container, Health, State};
+use crate::model::hook::ExecHook;
 use crate::model::routing::{Route, Routing, Target};
 use crate::proxy::Proxy;
 use crate::report::Reporter;
@@ -38,6 +40,8 @@ pub struct Driver<'a> {
     project: String,
     service: String,
     pre_stop: Option<Template>,
+    /// The service's own `pre_stop:` hooks, run before `pre_stop`.
+    pre_stop_hooks: Vec<ExecHook>,
     /// Undoes the pre-stop on old containers a rollback starts again.
     undo_pre_stop: Option<Template>,
     /// Names of the containers known before the rollout, for the pre-stop template.
@@ -89,6 +93,8 @@ pub struct Context<'a> {
     pub project: String,
     pub service: String,
     pub pre_stop: Option<Template>,
+    /// The service's own `pre_stop:` hooks, run before `pre_stop`.
+    pub pre_stop_hooks: Vec<ExecHook>,
     /// Undoes the pre-stop on old containers a rollback starts again.
     pub undo_pre_stop: Option<Template>,
     pub proxy: Option<Proxy>,
@@ -107,6 +113,7 @@ impl<'a> Driver<'a> {
             project: context.project,
             service: context.service,
             pre_stop: context.pre_stop,
+            pre_stop_hooks: context.pre_stop_hooks,
             undo_pre_stop: context.undo_pre_stop,
             names: existing
                 .iter()
@@ -182,12 +189,7 @@ impl<'a> Driver<'a> {
                     self.scale(total, start_by_id, &machine.new_ids()).await
                 }
                 Action::Watch { ids, until } => self.watch(ids, until).await,
-                Action::PreStop(ids) => {
-                    let failures = self
-                        .run_hook("pre-stop", self.pre_stop.as_ref(), &ids)
-                        .await;
-                    Input::PreStopFinished(failures)
-                }
+                Action::PreStop(ids) => Input::PreStopFinished(self.pre_stop(&ids).await),
                 Action::AwaitProxy { ids, until } => self.await_proxy(ids, until).await,
                 Action::UndoPreStop(ids) => {
                     for (id, why) in self
@@ -288,7 +290,14 @@ impl<'a> Driver<'a> {
                 "healthy; waiting {} (--wait-after-healthy)",
                 show(until.saturating_duration_since(Instant::now()))
             ),
-            (_, Action::PreStop(ids)) => format!("running the pre-stop command on {}", list(ids)),
+            (_, Action::PreStop(ids)) => {
+                let what = match (self.pre_stop_hooks.is_empty(), self.pre_stop.is_some()) {
+                    (true, _) => "the pre-stop command",
+                    (false, false) => "the pre_stop hooks",
+                    (false, true) => "the pre_stop hooks, then the pre-stop command,",
+                };
+                format!("running {what} on {}", list(ids))
+            }
             (Phase::Drain, Action::Watch { ids, .. }) => {
                 format!(
                     "waiting for old container(s) {} to turn unhealthy",
@@ -574,6 +583,29 @@ impl<'a> Driver<'a> {
 
     /// Runs a templated command (the pre-stop, or its undo) once per container, in parallel;
     /// answers the ones that failed, with why.
+    /// The service's `pre_stop:` hooks, then the pre-stop command on the containers whose hooks
+    /// succeeded: a failed hook counts as a failed pre-stop.
+    async fn pre_stop(&self, ids: &[String]) -> Vec<(String, String)> {
+        let mut failures = pre_stop_hooks::run(
+            self.docker,
+            &self.pre_stop_hooks,
+            ids,
+            PRE_STOP_LIMIT,
+            self.reporter,
+        )
+        .await;
+        let hooked: Vec<String> = ids
+            .iter()
+            .filter(|id| !failures.iter().any(|(failed, _)| failed == *id))
+            .cloned()
+            .collect();
+        failures.extend(
+            self.run_hook("pre-stop", self.pre_stop.as_ref(), &hooked)
+                .await,
+        );
+        failures
+    }
+
     async fn run_hook(
         &self,
         name: &str,

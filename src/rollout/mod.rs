@@ -3,6 +3,7 @@
 
 pub mod driver;
 pub mod machine;
+pub mod pre_stop_hooks;
 pub mod settings;
 
 pub use machine::{Action, Input, Machine, Outcome, Phase, Status};

@@ -204,6 +204,7 @@ impl<'a> ServiceRollout<'a> {
             project: project.to_owned(),
             service: service.to_owned(),
             pre_stop: self.resolved.pre_stop_cmd,
+            pre_stop_hooks: self.config.pre_stop.clone(),
             undo_pre_stop: self.resolved.undo_pre_stop_cmd,
             proxy,
             existing: &snapshot.containers,

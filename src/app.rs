@@ -17,11 +17,46 @@ use crate::service_settings::{ServiceSettings, service_settings};
 pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     let mut interrupts = Interrupts::install()
         .map_err(|e| Failure::usage(format!("cannot install signal handlers: {e}")))?;
+    if cli.canary.any() && (cli.docker.context.len() > 1 || cli.swarm) {
+        return Err(Failure::usage(
+            "canary settings (--steps, --probe, --bake, …) roll one service on one engine with \
+             Compose: drop them, or --swarm / the extra --context",
+        ));
+    }
+    if cli.command.is_some() && cli.docker.context.len() > 1 {
+        return Err(Failure::usage(
+            "promote, abort, status and rollback act on one engine: give one --context",
+        ));
+    }
     if cli.docker.context.len() > 1 {
         return crate::hosts::run(hosts_run(&cli), reporter, &mut interrupts).await;
     }
     let mut docker = Docker::new(cli.globals(), cli.project_args());
     crate::engine::configure(cli.engine, &mut docker); // Podman support
+    if let Some(command) = &cli.command {
+        let named = cli
+            .project_name
+            .clone()
+            .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
+            .filter(|name| !name.is_empty());
+        if let crate::canary::args::Command::Rollback { service } = command {
+            return crate::canary::commands::rollback(
+                &cli,
+                docker,
+                service,
+                reporter,
+                &mut interrupts,
+            )
+            .await;
+        }
+        return crate::canary::commands::run(command, &mut docker, named, reporter).await;
+    }
+    if cli.canary.any() && cli.services.len() != 1 {
+        return Err(Failure::usage(
+            "canary settings (--steps, --probe, --bake, …) roll one service: name it, e.g. \
+             docker reroll --steps 1,50% web",
+        ));
+    }
     if cli.swarm {
         let config = crate::service::project::read_project(&mut docker).await?;
         return crate::swarm::run(&cli, config, &docker, reporter, &mut interrupts).await;
@@ -88,6 +123,14 @@ async fn roll_named(
         reporter.skipped(service, "x-reroll skip: true");
         return Ok(Exit::Done);
     }
+    let canary = crate::canary::args::resolve(
+        service,
+        &cli.canary,
+        service_config.x_reroll.as_ref(),
+        &resolved.settings,
+        resolved.proxy.as_ref().map(|proxy| proxy.kind),
+    )
+    .map_err(Failure::usage)?;
     let project = config.name.clone();
     let _engine_lock = match early_engine_lock {
         Some(early) if named.as_deref() == Some(project.as_str()) => early,
@@ -116,16 +159,15 @@ async fn roll_named(
     };
     let (containers, orphans) = tokio::join!(containers, orphans);
     let (containers, orphans) = (containers?, orphans?);
-    let rollout = ServiceRollout {
+    let mut rollout = ServiceRollout::named(
         docker,
-        project: &project,
+        &config,
         service,
-        config: service_config,
+        service_config,
         resolved,
-        known_hash: None,
-        dry_run: cli.dry_run,
-        follow_replicas: false,
-    };
+        cli.dry_run,
+    );
+    rollout.canary = canary;
     let exit = rollout
         .roll(&state, containers, reporter, interrupts)
         .await?;

@@ -18,7 +18,13 @@ use crate::template::Template;
 /// until the new containers are healthy, drain the old ones, retire them.
 #[derive(Debug, Parser)]
 #[command(name = "docker-reroll", version, after_help = crate::exit::Exit::help_text())]
+#[command(disable_help_subcommand = true)]
 pub struct Cli {
+    /// promote, abort, status, rollback (`crate::canary::args::Command`). A service named like one
+    /// of them is rolled with `docker reroll -- status`.
+    #[command(subcommand)]
+    pub command: Option<crate::canary::args::Command>,
+
     /// The Compose services to roll. One named service is always rolled; with none (every
     /// service of the project) or several, only those whose config or image changed, in
     /// depends_on order.
@@ -110,6 +116,10 @@ pub struct Cli {
     #[arg(long, help_heading = "Rollout")]
     pub remove_orphans: bool,
 
+    /// Progressive delivery (`crate::canary`): --steps, --step-pause, --probe, --bake, ….
+    #[command(flatten)]
+    pub canary: crate::canary::args::CanaryArgs,
+
     /// When another run holds the project's lock on the engine, wait up to this long for it
     /// instead of refusing (exit 2).
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Rollout")]
@@ -192,11 +202,7 @@ fn template(text: &str) -> Result<Template, String> {
 }
 
 fn ratio(text: &str) -> Result<f64, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|ratio| (0.0..=1.0).contains(ratio))
-        .ok_or_else(|| format!("'{text}' is not a ratio: give a number from 0 to 1, e.g. 0.25"))
+    crate::model::policy::parse_ratio(text)
 }
 
 impl ValueEnum for Order {

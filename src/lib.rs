@@ -4,9 +4,11 @@
 //! `app` picks one service or the `stack`, both of which roll each service through `service`
 //! (read → `plan` → `rollout`: a sans-IO `machine` and its async `driver`). `model` is the data
 //! they decide on, owned by no adapter; `docker` and `proxy` are the adapters that talk to the
-//! engine and to reverse proxies; `report` is what the user sees.
+//! engine and to reverse proxies; `report` is what the user sees. `canary` adds steps, checks and
+//! the `promote`, `abort`, `status` and `rollback` commands (its decisions: `rollout::machine`).
 
 pub mod app;
+pub mod canary;
 pub mod cli;
 pub mod compose_v1;
 pub mod docker;

@@ -48,6 +48,11 @@ impl StateDir {
         StateDir { dir, key }
     }
 
+    /// Another file of this service's state, beside the journal (`canary.json`, `control`).
+    pub fn file(&self, extension: &str) -> PathBuf {
+        self.dir.join(format!("{}.{extension}", self.key))
+    }
+
     pub fn journal(&self) -> JournalFile {
         JournalFile::new(self.dir.join(format!("{}.json", self.key)))
     }

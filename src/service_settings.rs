@@ -189,6 +189,8 @@ pub fn parse_x_reroll(service: &str, value: Option<&Value>) -> Result<XReroll, S
             "proxy-service" => layer.proxy_service = Some(text()?),
             "proxy-cmd" => layer.proxy_cmd = Some(template()?),
             "proxy-timeout" => layer.proxy_timeout = Some(duration()?),
+            // Read and checked by crate::canary::args.
+            key if crate::canary::args::X_REROLL_KEYS.contains(&key) => {}
             // Read by the engine module (Podman), checked here with the rest.
             "engine" => {
                 let text = value.as_str().unwrap_or_default();

@@ -4,6 +4,8 @@
 //!
 //! Run with `cargo test --test cli`; no Docker needed.
 
+#[path = "cli/canary.rs"]
+mod canary;
 #[path = "cli/orphans.rs"]
 mod orphans;
 #[path = "cli/pre_stop_hooks.rs"]

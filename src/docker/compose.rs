@@ -124,6 +124,7 @@ pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
     Ok(ProjectConfig {
         name: raw.name,
         services,
+        resolved_json: json.to_owned(),
     })
 }
 

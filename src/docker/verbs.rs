@@ -56,6 +56,16 @@ impl Docker {
         }
     }
 
+    /// `docker image tag -- SOURCE TARGET`: pins an image (by id) under a name of ours.
+    pub fn tag(&self, source: &str, target: &str) -> Command {
+        self.docker(["image", "tag", "--", source, target])
+    }
+
+    /// `docker image inspect --format {{.Id}} -- IMAGE`: whether the image is there.
+    pub fn image_id(&self, image: &str) -> Command {
+        self.docker(["image", "inspect", "--format", "{{.Id}}", "--", image])
+    }
+
     /// `docker logs --tail N -- ID`
     pub fn logs_tail(&self, id: &str, lines: u32) -> Command {
         self.docker(["logs", "--tail", &lines.to_string(), "--", id])

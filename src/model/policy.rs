@@ -106,3 +106,12 @@ impl HealthRunner {
         <HealthRunner as clap::ValueEnum>::from_str(text, false).ok()
     }
 }
+
+/// A share from 0 to 1 (`--max-failure-ratio`, `--probe-max-error-rate`).
+pub fn parse_ratio(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|ratio| (0.0..=1.0).contains(ratio))
+        .ok_or_else(|| format!("'{text}' is not a ratio: give a number from 0 to 1, e.g. 0.25"))
+}

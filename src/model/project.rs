@@ -43,4 +43,6 @@ pub struct UpdateConfig {
 pub struct ProjectConfig {
     pub name: String,
     pub services: BTreeMap<String, ServiceConfig>,
+    /// Compose's resolved JSON as it printed it: recorded for `docker reroll rollback`.
+    pub resolved_json: String,
 }

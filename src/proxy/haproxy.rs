@@ -53,9 +53,9 @@ pub struct Haproxy {
 
 /// One line of `show servers state`.
 #[derive(Debug, PartialEq, Eq)]
-struct ServerState {
-    name: String,
-    address: Option<IpAddr>,
+pub(super) struct ServerState {
+    pub(super) name: String,
+    pub(super) address: Option<IpAddr>,
     /// 0 stopped, 1 starting, 2 running, 3 stopping.
     operational: u32,
     /// Maintenance and drain flags; 0 when none is set.
@@ -107,7 +107,7 @@ impl Haproxy {
     }
 
     /// One command on one connection: the runtime API closes it after answering.
-    async fn ask(&self, command: &str) -> Result<String, ProxyError> {
+    pub(super) async fn ask(&self, command: &str) -> Result<String, ProxyError> {
         let exchange = async {
             match &self.socket {
                 Socket::Tcp(address) => {
@@ -141,7 +141,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
-fn parse_states(text: &str) -> Result<Vec<ServerState>, String> {
+pub(super) fn parse_states(text: &str) -> Result<Vec<ServerState>, String> {
     let mut header: Option<Vec<&str>> = None;
     let mut servers = Vec::new();
     for line in text.lines() {

@@ -4,6 +4,7 @@
 pub mod command;
 pub mod haproxy;
 pub mod http;
+pub mod responses;
 pub mod traefik;
 
 use std::fmt;

@@ -32,6 +32,9 @@ const PROXY_COMMAND_POLL: Duration = Duration::from_millis(250);
 /// A pre-stop command that runs longer than this counts as failed.
 const PRE_STOP_LIMIT: Duration = Duration::from_secs(60);
 
+mod canary;
+pub use canary::CanaryIo;
+
 pub struct Driver<'a> {
     docker: &'a Docker,
     project: String,
@@ -58,6 +61,8 @@ pub struct Driver<'a> {
     proxy_watch: ProxyWatch,
     /// Containers whose failure was already reported.
     diagnosed: Vec<String>,
+    /// Checks, promote and abort, when the rollout is a canary.
+    pub canary: Option<CanaryIo>,
 }
 
 #[derive(Default)]
@@ -127,6 +132,7 @@ impl<'a> Driver<'a> {
             watch: WatchState::default(),
             proxy_watch: ProxyWatch::default(),
             diagnosed: Vec::new(),
+            canary: None,
         }
     }
 
@@ -206,6 +212,7 @@ impl<'a> Driver<'a> {
                     }
                 }
                 Action::RollBack { keep } => self.roll_back(&keep).await,
+                Action::Analyze { command, reset } => self.analyze(machine, command, reset).await,
             };
             self.tally(machine.phase(), &watched, &input);
         }
@@ -325,6 +332,10 @@ impl<'a> Driver<'a> {
                 show(until.saturating_duration_since(Instant::now()))
             ),
             (_, Action::Verify) => "checking the result".to_owned(),
+            (Phase::Step, _) => {
+                "a canary step: old and new containers serve side by side".to_owned()
+            }
+            (Phase::Bake, _) => "the bake: the new containers serve alone".to_owned(),
             _ => String::new(),
         }
     }

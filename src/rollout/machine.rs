@@ -24,6 +24,7 @@ use crate::model::routing::{Route, Routing};
 pub use crate::model::signal::Signal;
 use crate::plan::Plan;
 use crate::template::short_id;
+use canary::{CanaryRun, Next, Sample, Standing};
 use retreat::{Retreat, RollbackStep};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -44,6 +45,10 @@ pub enum Phase {
     Retire,
     /// `update_config.delay` between batches, watching the new containers.
     Delay,
+    /// A canary step's pause: the new containers serve next to the old ones and are judged.
+    Step,
+    /// After the last step: the old containers are kept stopped while the checks go on.
+    Bake,
     /// Removing the old containers kept stopped for a rollback, once none can come.
     Prune,
     Verify,
@@ -65,6 +70,8 @@ impl Phase {
             Phase::ProxyWait => "proxy-wait",
             Phase::Retire => "retire",
             Phase::Delay => "delay",
+            Phase::Step => "step",
+            Phase::Bake => "bake",
             Phase::Prune => "prune",
             Phase::Verify => "verify",
             Phase::Rollback => "rollback",
@@ -123,6 +130,8 @@ pub enum Input {
     Verified(Vec<Container>),
     /// What the proxy routes to now, or why it could not be asked.
     Routing(Result<Routing, String>),
+    /// What the canary's checks saw, and what another process asked for.
+    Analysis(Sample),
     /// Removing the new containers failed; these are left.
     RollbackFailed {
         left: Vec<String>,
@@ -165,6 +174,13 @@ pub enum Action {
     Restore(Vec<String>),
     /// List every container of the service.
     Verify,
+    /// Collect what the canary's checks saw since last asked (and run the analysis command when
+    /// `command`), and whether promote or abort was asked for.
+    Analyze {
+        command: bool,
+        /// A window just opened: what the checks saw before it does not count.
+        reset: bool,
+    },
     /// Stop and remove every container of the service except these.
     RollBack {
         keep: Vec<String>,
@@ -216,6 +232,8 @@ pub struct Machine {
     signal: Option<Signal>,
     current: Option<Action>,
     notes: Vec<Note>,
+    /// Steps, pauses and checks, when the rollout is a canary.
+    canary: Option<CanaryRun>,
 }
 
 impl Machine {
@@ -248,7 +266,19 @@ impl Machine {
             signal: None,
             current: None,
             notes: Vec::new(),
+            canary: None,
         }
+    }
+
+    /// A canary rollout: pauses after some batches, a bake after the last (`crate::canary`).
+    pub fn with_canary(mut self, canary: CanaryRun) -> Self {
+        self.canary = Some(canary);
+        self
+    }
+
+    /// Where a canary's pause or bake stands, while one is open.
+    pub fn standing(&self, now: Instant) -> Option<Standing> {
+        self.canary.as_ref()?.standing(now)
     }
 
     pub fn phase(&self) -> Phase {
@@ -360,6 +390,24 @@ impl Machine {
                 }
             }
             (Phase::Settle, Input::Deadline) => self.healthy_enough(now),
+
+            (Phase::Step | Phase::Bake, Input::Observed(statuses)) => {
+                self.record(statuses);
+                match self.judge_new(true) {
+                    Judgement::Failed(why) | Judgement::Pending(why) => {
+                        self.fail_release(format!("during the {}: {why}", self.phase.name()), now)
+                    }
+                    Judgement::Passed => self.current.clone().expect("watching"),
+                }
+            }
+            (Phase::Step | Phase::Bake, Input::Deadline) => {
+                let next = self.canary_mut().tick(now);
+                self.canary_next(next, now)
+            }
+            (Phase::Step | Phase::Bake, Input::Analysis(sample)) => {
+                let next = self.canary_mut().sample(sample, now);
+                self.canary_next(next, now)
+            }
             (Phase::Delay, Input::Deadline) => self.next_batch(now),
 
             (Phase::PreStop, Input::PreStopFinished(failures)) => {
@@ -529,7 +577,7 @@ impl Machine {
 
     fn start_batch(&mut self, now: Instant) -> Action {
         let count = self.plan.batches.len();
-        if count > 1 {
+        if count > 1 && self.canary.is_none() {
             let batch = self.current_batch();
             self.notes.push(Note::Info(format!(
                 "batch {} of {count}: {} new, {} old to retire ({})",
@@ -791,7 +839,8 @@ impl Machine {
         // Stopped, not removed, while a later step may still need them back: the new containers
         // of stop-first are yet to start; with `rollback`, later batches may fail.
         let keep = self.plan.order == Order::StopFirst
-            || (self.settings.failure_action == FailureAction::Rollback && !self.is_last_batch());
+            || (self.settings.failure_action == FailureAction::Rollback && !self.is_last_batch())
+            || self.canary.as_ref().is_some_and(CanaryRun::bakes);
         Action::Retire { ids, keep }
     }
 
@@ -804,6 +853,12 @@ impl Machine {
     }
 
     fn batch_done(&mut self, now: Instant) -> Action {
+        if let Some(step) = self.canary.as_ref().and_then(|c| c.pause_after(self.batch)) {
+            self.phase = Phase::Step;
+            let (text, next) = self.canary_mut().begin_step(step, now);
+            self.notes.push(Note::Info(text));
+            return self.canary_next(next, now);
+        }
         if self.is_last_batch() || self.settings.delay.is_zero() {
             return self.next_batch(now);
         }
@@ -813,7 +868,7 @@ impl Machine {
 
     fn next_batch(&mut self, now: Instant) -> Action {
         if self.is_last_batch() {
-            return self.finish_batches();
+            return self.finish_batches(now);
         }
         if let Some(signal) = self.signal {
             return self.fail(interruption(signal), 0, now);
@@ -823,7 +878,14 @@ impl Machine {
         self.start_batch(now)
     }
 
-    fn finish_batches(&mut self) -> Action {
+    fn finish_batches(&mut self, now: Instant) -> Action {
+        if self.canary.as_ref().is_some_and(CanaryRun::bakes) {
+            self.phase = Phase::Bake;
+            let new = self.new.len() as u32;
+            let (text, next) = self.canary_mut().begin_bake(new, now);
+            self.notes.push(Note::Info(text));
+            return self.canary_next(next, now);
+        }
         if self.kept.is_empty() {
             return self.verify_now();
         }
@@ -924,6 +986,27 @@ impl Machine {
                 list(&new),
             ),
         })
+    }
+
+    fn canary_mut(&mut self) -> &mut CanaryRun {
+        self.canary.as_mut().expect("a canary rollout")
+    }
+
+    /// Carries out what the canary decided: watch on, analyze, go on, or roll back.
+    fn canary_next(&mut self, next: Next, now: Instant) -> Action {
+        match next {
+            Next::Watch(until) => self.watch(self.new_ids(), until),
+            Next::Analyze { command, reset } => Action::Analyze { command, reset },
+            Next::Passed(summary) => {
+                self.notes.push(Note::Info(summary));
+                if self.phase == Phase::Bake {
+                    self.finish_batches(now)
+                } else {
+                    self.next_batch(now)
+                }
+            }
+            Next::Failed(why) => self.fail(why, 0, now),
+        }
     }
 
     fn watch(&mut self, ids: Vec<String>, until: Instant) -> Action {
@@ -1078,6 +1161,7 @@ enum Judgement {
     Failed(String),
 }
 
+pub mod canary;
 mod retreat;
 #[cfg(test)]
 mod tests;

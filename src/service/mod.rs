@@ -6,6 +6,8 @@ pub mod proxy;
 
 use std::collections::BTreeSet;
 
+use crate::canary::control::ControlFiles;
+use crate::canary::history::History;
 use crate::docker::command::ComposeCli;
 use crate::docker::compose;
 use crate::docker::{Docker, unreachable_or};
@@ -13,12 +15,14 @@ use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
 use crate::journal::Journal;
 use crate::lock::StateDir;
+use crate::model::canary::Canary;
 use crate::model::container::Container;
-use crate::model::project::ServiceConfig;
+use crate::model::project::{ProjectConfig, ServiceConfig};
 use crate::plan::{Batching, Plan, Snapshot, plan};
 use crate::report::Reporter;
 use crate::rollout::Machine;
-use crate::rollout::driver::{Context, Driver};
+use crate::rollout::driver::{CanaryIo, Context, Driver};
+use crate::rollout::machine::canary::CanaryRun;
 use crate::service_settings::Resolved;
 use proxy::{check_proxy, connect_proxy};
 
@@ -34,9 +38,38 @@ pub struct ServiceRollout<'a> {
     pub dry_run: bool,
     /// Go to `deploy.replicas` (a stack rollout) rather than keep the running count.
     pub follow_replicas: bool,
+    /// Steps, checks and bake (`crate::canary`); none for a plain rollout.
+    pub canary: Option<Canary>,
+    /// The project's config as Compose resolved it, recorded for `docker reroll rollback`; none:
+    /// not recorded (Compose v1 and podman-compose print no JSON).
+    pub project_json: Option<String>,
 }
 
-impl ServiceRollout<'_> {
+impl<'a> ServiceRollout<'a> {
+    /// One named service (`docker reroll web`, `rollback web`): rolled whatever its hash, at the
+    /// count running; a plain rollout until told otherwise.
+    pub fn named(
+        docker: &'a Docker,
+        project: &'a ProjectConfig,
+        service: &'a str,
+        config: ServiceConfig,
+        resolved: Resolved,
+        dry_run: bool,
+    ) -> Self {
+        ServiceRollout {
+            docker,
+            project: &project.name,
+            service,
+            config,
+            resolved,
+            known_hash: None,
+            dry_run,
+            follow_replicas: false,
+            canary: None,
+            project_json: Some(project.resolved_json.clone()),
+        }
+    }
+
     /// The plan for the service's containers as they are now; a refusal is exit 2.
     pub async fn plan(
         &self,
@@ -63,7 +96,10 @@ impl ServiceRollout<'_> {
                 order: self.resolved.settings.order,
             },
         };
-        let plan = plan(&snapshot).map_err(Failure::usage)?;
+        let mut plan = plan(&snapshot).map_err(Failure::usage)?;
+        if let Some(canary) = &self.canary {
+            crate::canary::steps::apply(&mut plan, &canary.steps);
+        }
         Ok((snapshot, plan))
     }
 
@@ -140,7 +176,29 @@ impl ServiceRollout<'_> {
         // Podman without systemd: the tool runs the health checks (crate::engine).
         let x_reroll = self.config.x_reroll.as_ref();
         let health_pump = crate::engine::health_pump(docker, &events, reporter, x_reroll).await;
+        let canary = self.canary.map(|policy| {
+            let pauses = crate::canary::steps::pauses(&plan);
+            let old = plan.retire.len() as u32;
+            let io = CanaryIo {
+                probe: policy.analysis.probe.clone(),
+                command: policy.analysis.command.clone(),
+                control: ControlFiles::new(state),
+                running: None,
+                proxy_check: policy.analysis.proxy_max_error_rate.is_some(),
+                answered: Default::default(),
+            };
+            io.control.clear();
+            (CanaryRun::new(policy, pauses, old), io)
+        });
+        let old_hash = plan.retire.first().map(|c| c.config_hash.clone());
         let mut machine = Machine::new(plan, self.resolved.settings);
+        let canary_io = match canary {
+            Some((run, io)) => {
+                machine = machine.with_canary(run);
+                Some(io)
+            }
+            None => None,
+        };
         let mut driver = Driver::new(Context {
             docker,
             project: project.to_owned(),
@@ -155,13 +213,73 @@ impl ServiceRollout<'_> {
             events,
         });
         driver.health_pump = health_pump;
+        driver.canary = canary_io;
         let (outcome, times) = driver.drive(&mut machine).await;
+        if let Some(io) = driver.canary.take() {
+            io.control.clear();
+        }
         // Kept while old and new run side by side, so that the next run knows which is which.
         if outcome.exit != Exit::Incomplete && !machine.is_mixed() {
             journal_file.remove();
         }
+        // Compose v1 and podman-compose print no JSON config to record.
+        let json_config = !matches!(
+            docker.compose_cli(),
+            ComposeCli::StandaloneV1 | ComposeCli::PodmanCompose
+        );
+        if outcome.exit == Exit::Done
+            && json_config
+            && let Some(json) = &self.project_json
+        {
+            let recorded = Recorded {
+                state,
+                project,
+                service,
+                json,
+            };
+            recorded.record(docker, old_hash, &machine, reporter).await;
+        }
         reporter.finish(outcome.exit, &outcome.message, &times);
         Ok(outcome.exit)
+    }
+}
+
+/// Records the version now serving, for `docker reroll rollback` (`crate::canary::history`); a
+/// failure to record is only a warning: the rollout itself succeeded.
+struct Recorded<'a> {
+    state: &'a StateDir,
+    project: &'a str,
+    service: &'a str,
+    json: &'a str,
+}
+
+impl Recorded<'_> {
+    async fn record(
+        &self,
+        docker: &Docker,
+        old_hash: Option<String>,
+        machine: &Machine,
+        reporter: &Reporter,
+    ) {
+        let Some(new) = machine.new_ids().into_iter().next() else {
+            return;
+        };
+        let history = History::new(self.state);
+        let recorded = history
+            .record(
+                docker,
+                (self.project, self.service),
+                self.json,
+                old_hash.as_deref(),
+                &new,
+            )
+            .await;
+        match recorded {
+            Ok(note) => reporter.info(&note),
+            Err(why) => reporter.warning(&format!(
+                "docker reroll rollback will not know this version: {why}"
+            )),
+        }
     }
 }
 

@@ -105,6 +105,9 @@ pub async fn run(
             reporter.skipped(service, "x-reroll skip: true");
             continue;
         }
+        if let Some(note) = crate::canary::args::ignored_in_a_stack(service, &service_config) {
+            reporter.warning(&note);
+        }
         let containers = list(docker, project, service).await?;
         let image = images.get(service).unwrap_or(&ImageId::Unknown);
         let hash = hashes.get(service).map(String::as_str);
@@ -133,6 +136,8 @@ pub async fn run(
             known_hash: hash.map(str::to_owned),
             dry_run: cli.dry_run,
             follow_replicas: true,
+            canary: None,
+            project_json: Some(config.resolved_json.clone()),
         };
         // Planned now to refuse before the first service changes; planned again at its turn.
         let (_, plan) = rollout.plan(&state, containers).await?;

@@ -288,3 +288,15 @@ fn orphans_are_only_mentioned_without_the_flag_or_in_a_dry_run() {
         }
     }
 }
+
+/// The canary keys of `x-reroll:` (crate::canary) are for one service rolled alone.
+#[test]
+fn a_stack_rollout_says_it_ignores_a_services_canary_keys() {
+    let mut services = three();
+    services[1].x_reroll = Some(json!({ "steps": "1", "bake": "1m" }));
+    let run = world(&services).run(&["--dry-run"]);
+    run.assert_exit(0).assert_stderr(
+        "service 'api': x-reroll steps, bake ignored in a stack rollout (rolled plainly): for its \
+         canary, roll it alone with docker reroll api",
+    );
+}

@@ -39,6 +39,8 @@ pub struct Tally {
     pub failures: Vec<String>,
     /// Successful responses by body (the version that answered).
     pub versions: BTreeMap<String, u64>,
+    /// Every failure counted by what went wrong (a status and body, or an error kind).
+    pub failure_kinds: BTreeMap<String, u64>,
     pub duration: Duration,
 }
 
@@ -72,6 +74,9 @@ impl Load {
             sum.failures.extend(tally.failures);
             for (version, count) in tally.versions {
                 *sum.versions.entry(version).or_default() += count;
+            }
+            for (kind, count) in tally.failure_kinds {
+                *sum.failure_kinds.entry(kind).or_default() += count;
             }
         }
         sum.failures.sort_by(|a, b| {
@@ -157,6 +162,7 @@ async fn worker(
             // The connection is in an unknown state: start the next request on a new one.
             conn = None;
             tally.failed += 1;
+            *tally.failure_kinds.entry(what.clone()).or_default() += 1;
             if tally.failures.len() < FAILURES_KEPT {
                 tally
                     .failures

@@ -174,6 +174,15 @@ impl Drop for Scenario {
                 self.project
             ));
         }
+        // The tag a second rollout pins for `docker reroll rollback` (only the tag goes: the
+        // image keeps its own).
+        let _ = std::process::Command::new("docker")
+            .args(["image", "rm", "--no-prune"])
+            .arg(format!("docker-reroll-pin/{}-{APP}:previous", self.project))
+            .envs(super::engine::env())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
         // Compose v2 leaves the networks podman-compose made.
         if super::engine::is_podman() {
             let _ = std::process::Command::new("timeout")

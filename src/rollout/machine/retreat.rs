@@ -275,16 +275,52 @@ impl Machine {
             (RollbackStep::Restart, Input::Observed(statuses)) => {
                 self.record(statuses);
                 match self.judge_restored(false) {
-                    Judgement::Passed => self.restored(now),
+                    Judgement::Passed => self.restored_healthy(now),
                     Judgement::Failed(why) => self.restore_failed(why),
                     Judgement::Pending(_) => self.current.clone().expect("watching"),
                 }
             }
             (RollbackStep::Restart, Input::Deadline) => match self.judge_restored(true) {
-                Judgement::Passed => self.restored(now),
+                Judgement::Passed => self.restored_healthy(now),
                 Judgement::Failed(why) | Judgement::Pending(why) => self.restore_failed(why),
             },
+            (RollbackStep::ProxyIn, Input::Routing(seen)) => {
+                let Some(Undo::Restore(ids)) = &self.retreat.step else {
+                    unreachable!("restoring")
+                };
+                if matches!(&seen, Ok(routing) if routing.serves_all(ids)) {
+                    self.restored(now)
+                } else {
+                    self.current.clone().expect("asking the proxy")
+                }
+            }
+            (RollbackStep::ProxyIn, Input::Deadline) => {
+                if let Some(Undo::Restore(ids)) = &self.retreat.step {
+                    self.notes.push(Note::Warning(format!(
+                        "the proxy does not route to the restarted old container(s) {} after {}; \
+                         going on",
+                        list(ids),
+                        crate::duration::show(self.settings.proxy_timeout)
+                    )));
+                }
+                self.restored(now)
+            }
             (_, _) => self.current.clone().expect("rolling back"),
+        }
+    }
+
+    /// The old containers are healthy again: with a proxy adapter, they must be in its rotation
+    /// too before the new ones that serve are drained.
+    fn restored_healthy(&mut self, now: Instant) -> Action {
+        match &self.retreat.step {
+            Some(Undo::Restore(ids)) if self.settings.verify_proxy => {
+                self.retreat.sub = RollbackStep::ProxyIn;
+                Action::AwaitProxy {
+                    ids: ids.clone(),
+                    until: now + self.settings.proxy_timeout,
+                }
+            }
+            _ => self.restored(now),
         }
     }
 
@@ -493,6 +529,9 @@ pub(super) enum RollbackStep {
     Start,
     /// Waiting for them to turn healthy again.
     Restart,
+    /// With a proxy adapter: asking it until it routes to them again, before anything serving
+    /// is dropped.
+    ProxyIn,
 }
 
 fn list_or_none(ids: &[String]) -> String {

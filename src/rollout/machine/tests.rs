@@ -115,8 +115,15 @@ fn show(action: &Action, start: Instant) -> String {
         Action::Verify => "verify".into(),
         Action::RollBack { keep } => format!("rollback keeping {}", keep.join(",")),
         Action::Finish(outcome) => format!("exit {}", outcome.exit.code()),
+        Action::Analyze { command, reset } => format!(
+            "analyze{}{}",
+            if *command { " +cmd" } else { "" },
+            if *reset { " (reset)" } else { "" }
+        ),
     }
 }
+
+mod canary;
 
 /// Runs the steps: (seconds to let pass first, input, expected action).
 async fn run(machine: &mut Machine, steps: Vec<(u64, Input, &str)>) -> Action {

@@ -170,6 +170,12 @@ pub async fn rollback(
     let current_service = service_config(&current, service)?;
     let project = current.name.as_str();
     let (state, _lock) = lock(&docker, project, service)?;
+    // A rollback is a rollout: kept apart from other machines' runs like any other.
+    let _engine_lock = if cli.dry_run {
+        None
+    } else {
+        crate::engine_lock::acquire(&docker, project, cli.lock_wait, reporter, interrupts).await?
+    };
     let history = History::new(&state);
     let previous = history.previous().ok_or_else(|| {
         Failure::usage(format!(

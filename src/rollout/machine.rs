@@ -526,12 +526,25 @@ impl Machine {
     fn interrupted(&mut self, signal: Signal, now: Instant) -> Action {
         match self.phase {
             Phase::Rollback => {
-                if matches!(
+                let draining = matches!(
                     self.retreat.sub,
                     RollbackStep::Drain | RollbackStep::ProxyOut | RollbackStep::ProxyWait
-                ) {
+                );
+                if self.signal.is_some() && draining {
                     // Asked again while draining the new containers: remove them now.
                     return self.remove_dropped();
+                }
+                if self.signal.is_none() {
+                    // A failure may beat the signal that caused it (Ctrl-C kills a `docker` child
+                    // first): the run still ends as interrupted, and only a second one cuts the
+                    // drain short.
+                    self.signal = Some(signal);
+                    if draining {
+                        self.notes.push(Note::Warning(
+                            "interrupted while rolling back: finishing the rollback first                              (interrupt again to stop draining the new containers)"
+                                .into(),
+                        ));
+                    }
                 }
                 self.current.clone().expect("rolling back")
             }

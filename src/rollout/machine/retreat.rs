@@ -251,15 +251,28 @@ impl Machine {
                 )));
                 self.next_undo(now)
             }
-            (RollbackStep::Remove, Input::RollbackFailed { left, why }) => {
+            (RollbackStep::Remove, Input::RollbackFailed { mut left, why }) => {
                 self.phase = Phase::Done;
+                if left.is_empty() {
+                    // The engine could not even list them: the ones this step meant to remove.
+                    if let Some(Undo::Drop(ids)) = &self.retreat.step {
+                        left = ids.clone();
+                    }
+                }
+                let fix = if left.is_empty() {
+                    "check with docker compose ps, then remove the new container(s)".to_owned()
+                } else {
+                    format!(
+                        "New container(s) left: {}; fix: docker rm -f {}",
+                        list(&left),
+                        list(&left)
+                    )
+                };
                 Action::Finish(Outcome {
                     exit: Exit::Incomplete,
                     message: format!(
-                        "{}; rolling back failed too: {why}. New container(s) left: {}; fix: docker rm -f {}",
+                        "{}; rolling back failed too: {why}. {fix}",
                         self.failure.clone().unwrap_or_default(),
-                        list(&left),
-                        list(&left)
                     ),
                 })
             }

@@ -283,6 +283,45 @@ async fn the_scale_must_create_exactly_what_was_asked() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rollback_that_cannot_even_list_the_containers_names_no_empty_fix() {
+    let mut machine = Machine::new(plan(&["a1", "a2"], 2), Settings::default());
+    let last = run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 4"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "rollback keeping a1,a2",
+            ),
+            (
+                0,
+                Input::RollbackFailed {
+                    left: Vec::new(),
+                    why: "cannot list the service's containers: engine gone".into(),
+                },
+                "exit 3",
+            ),
+        ],
+    )
+    .await;
+    let Action::Finish(outcome) = last else {
+        panic!("{last:?}")
+    };
+    assert!(
+        !outcome.message.contains("docker rm -f ;") && !outcome.message.ends_with("docker rm -f "),
+        "{}",
+        outcome.message
+    );
+    assert!(
+        outcome.message.contains("engine gone")
+            && (outcome.message.contains("b1") || outcome.message.contains("docker compose ps")),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_a_healthcheck_the_new_containers_must_keep_running() {
     let running = || Input::Observed(vec![status("b1", State::Running, Health::None)]);
     let mut machine = Machine::new(plan(&["a1"], 1), Settings::default());
@@ -555,6 +594,61 @@ async fn a_second_signal_cuts_the_rollback_drain_short() {
             ),
             (0, Input::Interrupted(Signal::Interrupt), "pre-stop b1"),
             (0, Input::PreStopFinished(vec![]), "watch [] until 3s"),
+            (
+                0,
+                Input::Interrupted(Signal::Interrupt),
+                "rollback keeping a1",
+            ),
+            (0, Input::Done, "exit 130"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_that_arrives_after_its_failure_ends_the_run_as_interrupted() {
+    let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            // Ctrl-C killed a docker child of the scale first: its failure comes in, then the signal.
+            (
+                0,
+                Input::Failed("`docker ps` failed: ".into()),
+                "rollback keeping a1",
+            ),
+            (
+                0,
+                Input::Interrupted(Signal::Interrupt),
+                "rollback keeping a1",
+            ),
+            (0, Input::Done, "exit 130"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_signal_during_a_failed_releases_drain_lets_the_drain_finish() {
+    let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
+    run(
+        &mut machine,
+        vec![
+            (0, Input::Begin, "scale 2"),
+            (
+                0,
+                Input::Scaled(vec![created("b1", true)]),
+                "watch [b1] until 6s",
+            ),
+            (
+                1,
+                Input::Observed(vec![status("b1", State::Running, Health::Unhealthy)]),
+                "pre-stop b1",
+            ),
+            (0, Input::Interrupted(Signal::Interrupt), "pre-stop b1"),
+            (0, Input::PreStopFinished(vec![]), "watch [] until 3s"),
+            // Only a second one cuts the drain short.
             (
                 0,
                 Input::Interrupted(Signal::Interrupt),

@@ -575,33 +575,48 @@ async fn a_rollback_drains_new_containers_a_proxy_may_already_use() {
     .await;
 }
 
+/// b1 scaled next to a1, `to_rollback_drain` leads to the rollback draining b1; then a second
+/// signal, and only that, cuts the drain short.
+async fn a_second_signal_cuts_the_drain(to_rollback_drain: [(u64, Input, &str); 2]) {
+    let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
+    let mut steps = vec![
+        (0, Input::Begin, "scale 2"),
+        (
+            0,
+            Input::Scaled(vec![created("b1", true)]),
+            "watch [b1] until 6s",
+        ),
+    ];
+    steps.extend(to_rollback_drain);
+    steps.extend([
+        (0, Input::PreStopFinished(vec![]), "watch [] until 3s"),
+        (
+            0,
+            Input::Interrupted(Signal::Interrupt),
+            "rollback keeping a1",
+        ),
+        (0, Input::Done, "exit 130"),
+    ]);
+    run(&mut machine, steps).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_second_signal_cuts_the_rollback_drain_short() {
-    let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
-    run(
-        &mut machine,
-        vec![
-            (0, Input::Begin, "scale 2"),
-            (
-                0,
-                Input::Scaled(vec![created("b1", true)]),
-                "watch [b1] until 6s",
-            ),
-            (
-                1,
-                Input::Observed(vec![status("b1", State::Running, Health::Starting)]),
-                "watch [b1] until 6s",
-            ),
-            (0, Input::Interrupted(Signal::Interrupt), "pre-stop b1"),
-            (0, Input::PreStopFinished(vec![]), "watch [] until 3s"),
-            (
-                0,
-                Input::Interrupted(Signal::Interrupt),
-                "rollback keeping a1",
-            ),
-            (0, Input::Done, "exit 130"),
-        ],
-    )
+    let starting = Input::Observed(vec![status("b1", State::Running, Health::Starting)]);
+    a_second_signal_cuts_the_drain([
+        (1, starting, "watch [b1] until 6s"),
+        (0, Input::Interrupted(Signal::Interrupt), "pre-stop b1"),
+    ])
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_signal_during_a_failed_releases_drain_lets_the_drain_finish() {
+    let unhealthy = Input::Observed(vec![status("b1", State::Running, Health::Unhealthy)]);
+    a_second_signal_cuts_the_drain([
+        (1, unhealthy, "pre-stop b1"),
+        (0, Input::Interrupted(Signal::Interrupt), "pre-stop b1"),
+    ])
     .await;
 }
 
@@ -618,37 +633,6 @@ async fn a_signal_that_arrives_after_its_failure_ends_the_run_as_interrupted() {
                 Input::Failed("`docker ps` failed: ".into()),
                 "rollback keeping a1",
             ),
-            (
-                0,
-                Input::Interrupted(Signal::Interrupt),
-                "rollback keeping a1",
-            ),
-            (0, Input::Done, "exit 130"),
-        ],
-    )
-    .await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn one_signal_during_a_failed_releases_drain_lets_the_drain_finish() {
-    let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
-    run(
-        &mut machine,
-        vec![
-            (0, Input::Begin, "scale 2"),
-            (
-                0,
-                Input::Scaled(vec![created("b1", true)]),
-                "watch [b1] until 6s",
-            ),
-            (
-                1,
-                Input::Observed(vec![status("b1", State::Running, Health::Unhealthy)]),
-                "pre-stop b1",
-            ),
-            (0, Input::Interrupted(Signal::Interrupt), "pre-stop b1"),
-            (0, Input::PreStopFinished(vec![]), "watch [] until 3s"),
-            // Only a second one cuts the drain short.
             (
                 0,
                 Input::Interrupted(Signal::Interrupt),

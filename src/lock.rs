@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::journal::JournalFile;
 
@@ -57,50 +58,107 @@ impl StateDir {
         JournalFile::new(self.dir.join(format!("{}.json", self.key)))
     }
 
-    /// Takes the lock, or says which process holds it.
-    pub fn lock(&self) -> Result<Lock, String> {
+    fn lock_file(&self) -> Result<(File, PathBuf), String> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         let path = self.dir.join(format!("{}.lock", self.key));
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(&path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {
-                file.set_len(0).ok();
-                write!(file, "{}", std::process::id()).ok();
-                Ok(Lock { _file: file })
+        Ok((file, path))
+    }
+
+    /// Takes the lock, or says which process holds it. A holder that lets go within
+    /// [`LOOKERS_HOLD_AT_MOST`] is waited for: `status`, `promote` and `abort` take it for an
+    /// instant to look ([`StateDir::holder`]), and a rollout started meanwhile must not be refused.
+    pub fn lock(&self) -> Result<Lock, String> {
+        let (mut file, path) = self.lock_file()?;
+        let patience = Instant::now() + LOOKERS_HOLD_AT_MOST;
+        loop {
+            match file.try_lock() {
+                Ok(()) => {
+                    file.set_len(0).ok();
+                    write!(file, "{}", std::process::id()).ok();
+                    return Ok(Lock { _file: file });
+                }
+                Err(TryLockError::WouldBlock) if Instant::now() < patience => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => return Err(holder_of(&mut file)),
+                Err(TryLockError::Error(e)) => {
+                    return Err(format!("cannot lock {}: {e}", path.display()));
+                }
             }
-            Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                file.rewind().ok();
-                file.read_to_string(&mut holder).ok();
-                Err(format!("pid {}", holder.trim()))
-            }
+        }
+    }
+
+    /// Which process holds the lock, if any, without writing to it and while holding it only for
+    /// an instant (shared, so that lookers do not block one another).
+    pub fn holder(&self) -> Result<Option<String>, String> {
+        let (mut file, path) = self.lock_file()?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(None),
+            Err(TryLockError::WouldBlock) => Ok(Some(holder_of(&mut file))),
             Err(TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
         }
     }
+}
+
+/// How long a look at the lock holds it, at most (a rollout waits that long before refusing).
+const LOOKERS_HOLD_AT_MOST: Duration = Duration::from_secs(2);
+
+fn holder_of(file: &mut File) -> String {
+    let mut holder = String::new();
+    file.rewind().ok();
+    file.read_to_string(&mut holder).ok();
+    format!("pid {}", holder.trim())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn state_in(dir: &tempfile::TempDir) -> StateDir {
+        StateDir {
+            dir: dir.path().to_owned(),
+            key: StateDir::new("unix:///x", "p", "web").key,
+        }
+    }
+
     #[test]
     fn a_second_holder_is_refused_until_the_first_lets_go() {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateDir {
-            dir: dir.path().to_owned(),
-            key: StateDir::new("unix:///x", "p", "web").key,
-        };
+        let state = state_in(&dir);
         let first = state.lock().unwrap();
         let refusal = state.lock().err().unwrap();
         assert_eq!(refusal, format!("pid {}", std::process::id()));
+        assert_eq!(
+            state.holder(),
+            Ok(Some(format!("pid {}", std::process::id())))
+        );
         drop(first);
+        assert_eq!(state.holder(), Ok(None));
         assert!(state.lock().is_ok());
+    }
+
+    #[test]
+    fn a_look_at_the_lock_neither_takes_it_nor_keeps_a_rollout_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_in(&dir);
+        let (look, _) = state.lock_file().unwrap();
+        look.try_lock_shared().unwrap();
+        let started = Instant::now();
+        let rollout = std::thread::scope(|scope| {
+            let rollout = scope.spawn(|| state.lock());
+            std::thread::sleep(Duration::from_millis(200));
+            drop(look);
+            rollout.join().unwrap()
+        });
+        assert!(rollout.is_ok(), "{:?}", rollout.err());
+        assert!(started.elapsed() < LOOKERS_HOLD_AT_MOST);
     }
 }

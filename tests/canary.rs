@@ -88,8 +88,9 @@ async fn second_process(scenario: &Scenario, args: &[&str]) -> Finished {
     .await
 }
 
-/// Polls `docker reroll status app` until it says `words`; returns what it said.
-async fn wait_for_status(scenario: &Scenario, words: &str, running: &Running) -> String {
+/// Polls `docker reroll status app` until it says `words`; returns what it said. Fails with what
+/// the rollout printed if it ends first, or does not get there in time.
+async fn wait_for_status(scenario: &Scenario, words: &str, running: &mut Running) -> String {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let status = second_process(scenario, &["status", "app"]).await;
@@ -97,12 +98,20 @@ async fn wait_for_status(scenario: &Scenario, words: &str, running: &Running) ->
         if status.stderr.contains(words) {
             return status.stderr;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the rollout (pid {}) never reached '{words}'; status said: {}",
-            running.pid,
-            status.stderr
-        );
+        let ended = running.exited();
+        if ended.is_some() || Instant::now() >= deadline {
+            let told = running.end_and_tell().await;
+            panic!(
+                "the rollout (pid {}) never reached '{words}' ({}); status said: {}\n{told}",
+                running.pid,
+                if ended.is_some() {
+                    "it ended first"
+                } else {
+                    "not within 90s"
+                },
+                status.stderr
+            );
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -129,7 +138,7 @@ async fn measured_share(scenario: &Scenario) -> (f64, u64) {
 /// `expected`. Returns the measured share.
 async fn check_step(
     scenario: &Scenario,
-    running: &Running,
+    running: &mut Running,
     step: &str,
     expected: f64,
     expected_text: &str,
@@ -204,11 +213,11 @@ async fn a_good_release_steps_canary_half_full_promoted_from_a_second_process() 
     tokio::time::sleep(SETTLE).await;
     let mut env = scenario.env();
     env.extend(VERSION_B);
-    let running = tool::spawn(scenario.dir(), &strs(&args), &env);
+    let mut running = tool::spawn(scenario.dir(), &strs(&args), &env);
 
     let canary = check_step(
         &scenario,
-        &running,
+        &mut running,
         "step 1 of 2",
         1.0 / 3.0,
         "(expected share 33%)",
@@ -223,7 +232,7 @@ async fn a_good_release_steps_canary_half_full_promoted_from_a_second_process() 
     );
     let half = check_step(
         &scenario,
-        &running,
+        &mut running,
         "step 2 of 2",
         0.5,
         "(expected share 50%)",
@@ -340,8 +349,8 @@ async fn abort_from_a_second_process_rolls_back_without_failed_requests() {
     tokio::time::sleep(SETTLE).await;
     let mut env = scenario.env();
     env.extend(VERSION_B);
-    let running = tool::spawn(scenario.dir(), &strs(&args), &env);
-    wait_for_status(&scenario, "step 1 of 1", &running).await;
+    let mut running = tool::spawn(scenario.dir(), &strs(&args), &env);
+    wait_for_status(&scenario, "step 1 of 1", &mut running).await;
 
     let mut second_env = scenario.env();
     second_env.extend(VERSION_B);
@@ -475,8 +484,8 @@ async fn a_paused_canary_survives_the_tool_dying_and_a_rerun_resumes_it() {
     tokio::time::sleep(SETTLE).await;
     let mut env = scenario.env();
     env.extend(VERSION_B);
-    let running = tool::spawn(scenario.dir(), &strs(&args), &env);
-    wait_for_status(&scenario, "step 1 of 2", &running).await;
+    let mut running = tool::spawn(scenario.dir(), &strs(&args), &env);
+    wait_for_status(&scenario, "step 1 of 2", &mut running).await;
     let pid = running.pid;
     running.kill_hard();
     let killed = running.finish(Duration::from_secs(30)).await;

@@ -42,13 +42,7 @@ pub async fn run(
     let state = &StateDir::new(&docker.globals().endpoint(), project, service);
     let files = ControlFiles::new(state);
     // A rollout holds the lock while it runs: taking it means none does.
-    let running = match state.lock() {
-        Ok(lock) => {
-            drop(lock);
-            None
-        }
-        Err(holder) => Some(holder),
-    };
+    let running = state.holder().map_err(Failure::usage)?;
     let status = files.read_status().filter(|_| running.is_some());
     match command {
         Command::Status { .. } => {

@@ -45,6 +45,25 @@ impl Running {
         cmd::send_signal(self.pid, "KILL");
     }
 
+    /// Whether the tool has already exited, and how.
+    #[allow(dead_code)] // tests/canary.rs
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// For a failing test's message: ends the tool (if it still runs) and returns what it printed.
+    #[allow(dead_code)] // tests/canary.rs
+    pub async fn end_and_tell(&mut self) -> String {
+        use tokio::io::AsyncReadExt;
+        let _ = self.child.start_kill();
+        let status = self.child.wait().await;
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr).await;
+        }
+        format!("docker-reroll ended with {status:?}; its stderr:\n{stderr}")
+    }
+
     pub async fn finish(self, limit: Duration) -> Finished {
         cmd::wait(self.child, self.started, limit, "docker-reroll").await
     }

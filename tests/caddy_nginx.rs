@@ -16,10 +16,9 @@ use harness::releases::NEVER_HEALTHY;
 use harness::report;
 use harness::scenario::Scenario;
 use harness::steps::{
-    LOAD_LIMIT, ROLL_LIMIT, SETTLE, assert_exit, assert_no_failures, documented_args,
-    roll_under_load, rolls_back_never_healthy, strs,
+    LOAD_LIMIT, SETTLE, assert_exit, assert_no_failures, documented_args, roll_under_load,
+    rollouts_in_a_row, rolls_back_never_healthy,
 };
-use harness::tool;
 
 /// [`roll_under_load`], its timing and tally reported as `what`.
 async fn roll_reported(
@@ -40,37 +39,14 @@ const VERSIONS: [&str; 3] = ["b", "c", "d"];
 
 /// The documented command, once per version in [`VERSIONS`], each rollout under its own load:
 /// exit 0, no failed request, both versions answered, exactly `replicas` new containers left.
-async fn rollouts_in_a_row(example: &str, replicas: usize) {
+async fn three_rollouts(example: &str, replicas: usize) {
     let Some(_machine) = begin().await else {
         return;
     };
     let name = format!("{example}{replicas}");
     let scenario = Scenario::start(example, &name, replicas).await;
-    let args = documented_args(&scenario);
-    let mut previous = "a".to_owned();
-    for version in VERSIONS {
-        let load = Load::start(scenario.addr(), LOAD_LIMIT);
-        tokio::time::sleep(SETTLE).await;
-        let mut env = scenario.env();
-        env.push(("APP_VERSION", version));
-        let finished = tool::run(scenario.dir(), &strs(&args), &env, ROLL_LIMIT).await;
-        tokio::time::sleep(SETTLE).await;
-        let tally = load.stop().await;
-
-        let what = format!("{example}, {replicas} replicas, rollout {previous} -> {version}");
-        report(&format!(
-            "{what}: tool {:.1}s; load: {tally}",
-            finished.elapsed.as_secs_f64()
-        ));
-        assert_exit(&finished, 0, &what);
-        assert_no_failures(&scenario, &tally, &what).await;
-        assert!(
-            tally.answered(&previous) > 0 && tally.answered(version) > 0,
-            "{what}: both versions should have answered: {tally}"
-        );
-        assert_exactly(&scenario.app_containers().await, replicas, version);
-        previous = version.to_owned();
-    }
+    let label = format!("{example}, {replicas} replicas, rollout");
+    rollouts_in_a_row(&scenario, &VERSIONS, replicas, &label).await;
 }
 
 /// A release that never turns healthy (and never accepts a connection): rolled back, the old
@@ -93,12 +69,12 @@ async fn broken_release_rolls_back(example: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_rolls_one_replica_three_times_without_failed_requests() {
-    rollouts_in_a_row("caddy", 1).await;
+    three_rollouts("caddy", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_rolls_four_replicas_three_times_without_failed_requests() {
-    rollouts_in_a_row("caddy", 4).await;
+    three_rollouts("caddy", 4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,12 +170,12 @@ async fn caddy_drained_by_a_compose_pre_stop_hook_without_failed_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_rolls_one_replica_three_times_without_failed_requests() {
-    rollouts_in_a_row("nginx", 1).await;
+    three_rollouts("nginx", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_rolls_four_replicas_three_times_without_failed_requests() {
-    rollouts_in_a_row("nginx", 4).await;
+    three_rollouts("nginx", 4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use harness::report;
 use harness::scenario::Scenario;
 use harness::steps::{
     LOAD_LIMIT, ROLL_LIMIT, SETTLE, VERSION_B, assert_exit, assert_no_failures, assert_only_old,
-    documented_args, roll_under_load, strs,
+    documented_args, roll_under_load, rollouts_in_a_row, strs,
 };
 use harness::tool;
 
@@ -72,31 +72,7 @@ async fn traefik_five_rollouts_in_a_row_fail_no_request() {
         return;
     };
     let scenario = Scenario::start("traefik", "traefik5", 2).await;
-    let args = documented_args(&scenario);
-    let mut previous = "a".to_owned();
-    for version in ["b", "c", "d", "e", "f"] {
-        let load = Load::start(scenario.addr(), LOAD_LIMIT);
-        tokio::time::sleep(SETTLE).await;
-        let mut env = scenario.env();
-        env.push(("APP_VERSION", version));
-        let finished = tool::run(scenario.dir(), &strs(&args), &env, ROLL_LIMIT).await;
-        tokio::time::sleep(SETTLE).await;
-        let tally = load.stop().await;
-
-        let what = format!("traefik rollout {previous} -> {version}");
-        report(&format!(
-            "{what}: tool {:.1}s; load: {tally}",
-            finished.elapsed.as_secs_f64()
-        ));
-        assert_exit(&finished, 0, &what);
-        assert_no_failures(&scenario, &tally, &what).await;
-        assert!(
-            tally.answered(&previous) > 0 && tally.answered(version) > 0,
-            "{what}: both versions should have answered: {tally}"
-        );
-        assert_exactly(&scenario.app_containers().await, 2, version);
-        previous = version.to_owned();
-    }
+    rollouts_in_a_row(&scenario, &["b", "c", "d", "e", "f"], 2, "traefik rollout").await;
 }
 
 /// A release that never turns healthy, behind Traefik: rolled back, the old containers untouched,

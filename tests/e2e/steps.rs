@@ -204,3 +204,40 @@ pub async fn rolls_back_never_healthy(
     );
     assert_only_old(before, &scenario.app_containers().await);
 }
+
+/// The documented command once per version of `versions` (after `a`), each rollout under its own
+/// load: exit 0, no failed request, both versions answered, exactly `replicas` new containers
+/// left. `label` starts each report line.
+#[allow(dead_code)] // tests/proxies.rs and tests/caddy_nginx.rs
+pub async fn rollouts_in_a_row(
+    scenario: &Scenario,
+    versions: &[&str],
+    replicas: usize,
+    label: &str,
+) {
+    let args = documented_args(scenario);
+    let mut previous = "a";
+    for &version in versions {
+        let load = Load::start(scenario.addr(), LOAD_LIMIT);
+        tokio::time::sleep(SETTLE).await;
+        let mut env = scenario.env();
+        env.push(("APP_VERSION", version));
+        let finished = tool::run(scenario.dir(), &strs(&args), &env, ROLL_LIMIT).await;
+        tokio::time::sleep(SETTLE).await;
+        let tally = load.stop().await;
+
+        let what = format!("{label} {previous} -> {version}");
+        report(&format!(
+            "{what}: tool {:.1}s; load: {tally}",
+            finished.elapsed.as_secs_f64()
+        ));
+        assert_exit(&finished, 0, &what);
+        assert_no_failures(scenario, &tally, &what).await;
+        assert!(
+            tally.answered(previous) > 0 && tally.answered(version) > 0,
+            "{what}: both versions should have answered: {tally}"
+        );
+        assert_exactly(&scenario.app_containers().await, replicas, version);
+        previous = version;
+    }
+}

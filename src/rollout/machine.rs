@@ -10,225 +10,46 @@
 //! `failure_action` says: the failed batch's new containers go, and with `rollback` the old
 //! containers that earlier batches retired come back; they were kept stopped, not removed, for
 //! exactly that.
-
-use std::collections::BTreeMap;
+//!
+//! Its parts: `protocol` is what it says with its driver; `fleet` is where every container
+//! stands; `retreat` and `canary` are sub-machines with their own state (undoing after a
+//! failure; a canary's steps and bake), which this machine starts and follows; `verdict` judges
+//! the end state.
 
 use tokio::time::Instant;
 
 use super::Settings;
 use crate::duration::show;
 use crate::exit::Exit;
-use crate::model::container::{Container, Health, Healthcheck, State};
+use crate::model::container::{Container, Healthcheck};
 use crate::model::policy::{FailureAction, Order, StillRouting};
 use crate::model::routing::{Route, Routing};
 pub use crate::model::signal::Signal;
 use crate::plan::Plan;
 use crate::template::short_id;
-use canary::{CanaryRun, Next, Sample, Standing};
-use retreat::{Retreat, RollbackStep};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Cleanup,
-    Scale,
-    Health,
-    Settle,
-    PreStop,
-    Drain,
-    /// Asking the proxy until it routes to every new container of the batch.
-    ProxyIn,
-    /// Asking the proxy until it no longer routes to the old containers being drained.
-    ProxyOut,
-    /// `--wait-after-unhealthy`: time for the proxy to notice the drained containers.
-    ProxyWait,
-    Retire,
-    /// `update_config.delay` between batches, watching the new containers.
-    Delay,
-    /// A canary step's pause: the new containers serve next to the old ones and are judged.
-    Step,
-    /// After the last step: the old containers are kept stopped while the checks go on.
-    Bake,
-    /// Removing the old containers kept stopped for a rollback, once none can come.
-    Prune,
-    Verify,
-    Rollback,
-    Done,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Cleanup => "cleanup",
-            Phase::Scale => "scale",
-            Phase::Health => "health",
-            Phase::Settle => "settle",
-            Phase::PreStop => "pre-stop",
-            Phase::Drain => "drain",
-            Phase::ProxyIn => "proxy-in",
-            Phase::ProxyOut => "proxy-out",
-            Phase::ProxyWait => "proxy-wait",
-            Phase::Retire => "retire",
-            Phase::Delay => "delay",
-            Phase::Step => "step",
-            Phase::Bake => "bake",
-            Phase::Prune => "prune",
-            Phase::Verify => "verify",
-            Phase::Rollback => "rollback",
-            Phase::Done => "done",
-        }
-    }
-
-    /// Old containers are being drained or stopped: that step finishes, whatever happens.
-    fn touches_old(self) -> bool {
-        matches!(
-            self,
-            Phase::PreStop | Phase::Drain | Phase::ProxyOut | Phase::ProxyWait | Phase::Retire
-        )
-    }
-}
-
-/// The latest known status of one watched container.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Status {
-    pub id: String,
-    pub state: State,
-    pub health: Health,
-    pub exit_code: i64,
-}
-
-impl Status {
-    /// Unhealthy, or not running at all: either way the proxy no longer routes to it.
-    fn is_drained(&self) -> bool {
-        self.health == Health::Unhealthy || self.state != State::Running
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Created {
-    pub id: String,
-    pub healthcheck: Option<Healthcheck>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Input {
-    Begin,
-    /// The last action succeeded.
-    Done,
-    /// The last action failed; the text says how.
-    Failed(String),
-    /// The scale finished; these containers are the ones it created.
-    Scaled(Vec<Created>),
-    /// The statuses of the watched containers; a watched id missing here no longer exists.
-    Observed(Vec<Status>),
-    /// The deadline of the current wait passed.
-    Deadline,
-    /// The pre-stop commands ran; these failed, with why.
-    PreStopFinished(Vec<(String, String)>),
-    Interrupted(Signal),
-    /// Every container of the service, after retirement.
-    Verified(Vec<Container>),
-    /// What the proxy routes to now, or why it could not be asked.
-    Routing(Result<Routing, String>),
-    /// What the canary's checks saw, and what another process asked for.
-    Analysis(Sample),
-    /// Removing the new containers failed; these are left.
-    RollbackFailed {
-        left: Vec<String>,
-        why: String,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// `docker rm -f` containers that do not serve (leftovers, old ones kept stopped).
-    Remove(Vec<String>),
-    /// `compose up --scale SERVICE=total`, then report the containers it created.
-    Scale {
-        total: u32,
-        /// Create without starting, then start the created ones by id: Compose would also
-        /// start the stopped old containers kept for a rollback.
-        start_by_id: bool,
-    },
-    /// Report the statuses of these containers on every change, and `Deadline` at `until`.
-    Watch {
-        ids: Vec<String>,
-        until: Instant,
-    },
-    PreStop(Vec<String>),
-    /// Report what the proxy does with these containers on every change, and `Deadline` at
-    /// `until`.
-    AwaitProxy {
-        ids: Vec<String>,
-        until: Instant,
-    },
-    /// Undo the pre-stop on old containers left serving.
-    UndoPreStop(Vec<String>),
-    /// `docker stop` (their own grace period), then `docker rm` unless `keep`.
-    Retire {
-        ids: Vec<String>,
-        /// Stopped, not removed: a rollback may start them again.
-        keep: bool,
-    },
-    /// `docker start` old containers kept stopped, then the pre-stop's undo command on each.
-    Restore(Vec<String>),
-    /// List every container of the service.
-    Verify,
-    /// Collect what the canary's checks saw since last asked (and run the analysis command when
-    /// `command`), and whether promote or abort was asked for.
-    Analyze {
-        command: bool,
-        /// A window just opened: what the checks saw before it does not count.
-        reset: bool,
-    },
-    /// Stop and remove every container of the service except these.
-    RollBack {
-        keep: Vec<String>,
-    },
-    Finish(Outcome),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    pub exit: Exit,
-    pub message: String,
-}
-
-/// Something worth telling the user as it happens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Note {
-    Info(String),
-    Warning(String),
-}
+use canary::{CanaryRun, Next, Standing};
+pub use fleet::{Created, Status};
+use fleet::{Fleet, Judgement, list};
+pub use protocol::{Action, Input, Note, Outcome, Phase};
+use retreat::{After, Ctx, Retreat, Step};
 
 pub struct Machine {
     plan: Plan,
     settings: Settings,
     phase: Phase,
-    /// The new containers: adopted from an interrupted run, then created batch by batch.
-    new: Vec<Created>,
     /// Index of the current batch in `plan.batches`.
     batch: usize,
-    /// The new containers of the current batch.
-    batch_new: Vec<String>,
-    /// Old containers retired but kept stopped, so that a rollback can start them again.
-    kept: Vec<String>,
-    /// Old containers retired and removed.
-    removed: Vec<String>,
-    /// Old containers left serving because their batch failed and the failure was tolerated.
-    spared: Vec<String>,
+    /// Where every container of the rollout stands.
+    fleet: Fleet,
     /// How many new containers failed so far (for `max_failure_ratio`).
     failed: u32,
-    /// The last known status of every container watched so far.
-    statuses: BTreeMap<String, Status>,
     /// Old containers whose pre-stop failed: not waited on to turn unhealthy.
     undrained: Vec<String>,
-    /// Old containers left serving because the proxy still routed to them when its wait ran out.
-    held: Vec<String>,
     /// What the proxy showed last in the current wait (or why it could not be asked).
     proxy_seen: Option<Result<Routing, String>>,
     failure: Option<String>,
-    retreat: Retreat,
+    /// Undoing work after a failure, while it runs.
+    retreat: Option<Retreat>,
     signal: Option<Signal>,
     current: Option<Action>,
     notes: Vec<Note>,
@@ -238,7 +59,7 @@ pub struct Machine {
 
 impl Machine {
     pub fn new(plan: Plan, settings: Settings) -> Self {
-        let new: Vec<Created> = plan
+        let adopted: Vec<Created> = plan
             .adopted
             .iter()
             .map(|c| Created {
@@ -247,22 +68,16 @@ impl Machine {
             })
             .collect();
         Machine {
-            batch_new: new.iter().map(|c| c.id.clone()).collect(),
-            new,
+            fleet: Fleet::adopting(adopted),
             plan,
             settings,
             phase: Phase::Cleanup,
             batch: 0,
-            kept: Vec::new(),
-            removed: Vec::new(),
-            spared: Vec::new(),
             failed: 0,
-            statuses: BTreeMap::new(),
             undrained: Vec::new(),
-            held: Vec::new(),
             proxy_seen: None,
             failure: None,
-            retreat: Retreat::default(),
+            retreat: None,
             signal: None,
             current: None,
             notes: Vec::new(),
@@ -290,13 +105,13 @@ impl Machine {
     }
 
     pub fn new_ids(&self) -> Vec<String> {
-        self.new.iter().map(|c| c.id.clone()).collect()
+        self.fleet.new_ids()
     }
 
     /// Whether old and new containers of this run serve side by side (a paused rollout).
     pub fn is_mixed(&self) -> bool {
-        let old_left = self.plan.retire.len() > self.removed.len();
-        !self.new.is_empty() && old_left
+        let old_left = self.plan.retire.len() > self.fleet.removed.len();
+        !self.fleet.new.is_empty() && old_left
     }
 
     pub fn take_notes(&mut self) -> Vec<Note> {
@@ -340,11 +155,11 @@ impl Machine {
             (Phase::Scale, Input::Scaled(created)) => {
                 let expected = self.current_batch().create as usize;
                 let ids: Vec<String> = created.iter().map(|c| c.id.clone()).collect();
-                self.batch_new.extend(ids.iter().cloned());
+                self.fleet.batch_new.extend(ids.iter().cloned());
                 if created.len() != expected {
                     let shown: Vec<&str> = ids.iter().map(|id| short_id(id)).collect();
                     // Known now, so that the rollback drains and removes them too.
-                    self.new.extend(created);
+                    self.fleet.new.extend(created);
                     return self.fail(
                         format!(
                             "the scale created {} container(s) ({}) where {expected} were asked for",
@@ -355,7 +170,7 @@ impl Machine {
                         now,
                     );
                 }
-                self.new.extend(created);
+                self.fleet.new.extend(created);
                 self.await_health(now)
             }
             (Phase::Scale, Input::Failed(why)) => {
@@ -364,20 +179,20 @@ impl Machine {
 
             (Phase::Health, Input::Observed(statuses)) => {
                 self.record(statuses);
-                match self.judge_new(false) {
+                match self.fleet.judge_new(false) {
                     Judgement::Failed(why) => self.fail_release(why, now),
                     Judgement::Passed => self.settle(now),
                     Judgement::Pending(_) => self.current.clone().expect("watching"),
                 }
             }
-            (Phase::Health, Input::Deadline) => match self.judge_new(true) {
+            (Phase::Health, Input::Deadline) => match self.fleet.judge_new(true) {
                 Judgement::Passed => self.settle(now),
                 Judgement::Failed(why) | Judgement::Pending(why) => self.fail_release(why, now),
             },
 
             (Phase::Settle | Phase::Delay, Input::Observed(statuses)) => {
                 self.record(statuses);
-                match self.judge_new(true) {
+                match self.fleet.judge_new(true) {
                     Judgement::Failed(why) | Judgement::Pending(why) => {
                         let when = if self.phase == Phase::Settle {
                             "while settling"
@@ -393,7 +208,7 @@ impl Machine {
 
             (Phase::Step | Phase::Bake, Input::Observed(statuses)) => {
                 self.record(statuses);
-                match self.judge_new(true) {
+                match self.fleet.judge_new(true) {
                     Judgement::Failed(why) | Judgement::Pending(why) => {
                         self.fail_release(format!("during the {}: {why}", self.phase.name()), now)
                     }
@@ -433,7 +248,7 @@ impl Machine {
                 let late: Vec<String> = self
                     .draining_ids()
                     .into_iter()
-                    .filter(|id| !self.statuses.get(id).is_some_and(Status::is_drained))
+                    .filter(|id| !self.fleet.is_drained(id))
                     .collect();
                 self.notes.push(Note::Warning(format!(
                     "old container(s) {} did not turn unhealthy in time",
@@ -442,7 +257,8 @@ impl Machine {
                 self.proxy_out(now)
             }
             (Phase::ProxyIn, Input::Routing(seen)) => {
-                let routed = matches!(&seen, Ok(routing) if routing.serves_all(&self.batch_new));
+                let routed =
+                    matches!(&seen, Ok(routing) if routing.serves_all(&self.fleet.batch_new));
                 self.proxy_seen = Some(seen);
                 if routed {
                     self.routed_in(now)
@@ -453,9 +269,9 @@ impl Machine {
             (Phase::ProxyIn, Input::Deadline) => {
                 let why = format!(
                     "the proxy did not route to new container(s) {} within {} ({}: {})",
-                    list(&self.batch_new),
+                    list(&self.fleet.batch_new),
                     show(self.settings.proxy_timeout),
-                    self.proxy_pending(&self.batch_new.clone()),
+                    self.proxy_pending(&self.fleet.batch_new.clone()),
                     self.proxy_shown()
                 );
                 self.fail_release(why, now)
@@ -478,9 +294,9 @@ impl Machine {
                     unreachable!("retiring")
                 };
                 if keep {
-                    self.kept.extend(ids);
+                    self.fleet.kept.extend(ids);
                 } else {
-                    self.removed.extend(ids);
+                    self.fleet.removed.extend(ids);
                 }
                 self.retired(now)
             }
@@ -513,7 +329,9 @@ impl Machine {
                 })
             }
 
-            (Phase::Rollback, input) => self.retreating(input, now),
+            (Phase::Rollback, input) => {
+                self.in_retreat(now, |retreat, ctx| retreat.handle(input, ctx, now))
+            }
 
             // Anything else (a stale observation, a late deadline) changes nothing.
             (_, _) => self.current.clone().unwrap_or(Action::Finish(Outcome {
@@ -526,13 +344,9 @@ impl Machine {
     fn interrupted(&mut self, signal: Signal, now: Instant) -> Action {
         match self.phase {
             Phase::Rollback => {
-                let draining = matches!(
-                    self.retreat.sub,
-                    RollbackStep::Drain | RollbackStep::ProxyOut | RollbackStep::ProxyWait
-                );
+                let draining = self.retreat.as_ref().is_some_and(Retreat::is_draining);
                 if self.signal.is_some() && draining {
-                    // Asked again while draining the new containers: remove them now.
-                    return self.remove_dropped();
+                    return self.in_retreat(now, Retreat::cut_drain);
                 }
                 if self.signal.is_none() {
                     // A failure may beat the signal that caused it (Ctrl-C kills a `docker` child
@@ -541,7 +355,8 @@ impl Machine {
                     self.signal = Some(signal);
                     if draining {
                         self.notes.push(Note::Warning(
-                            "interrupted while rolling back: finishing the rollback first                              (interrupt again to stop draining the new containers)"
+                            "interrupted while rolling back: finishing the rollback first \
+                     (interrupt again to stop draining the new containers)"
                                 .into(),
                         ));
                     }
@@ -613,7 +428,7 @@ impl Machine {
         let create = self.current_batch().create;
         if create == 0 {
             // An interrupted run already created them, or a batch that only scales down.
-            return if self.batch_new.is_empty() {
+            return if self.fleet.batch_new.is_empty() {
                 self.healthy_enough(now)
             } else {
                 self.await_health(now)
@@ -621,16 +436,17 @@ impl Machine {
         }
         self.phase = Phase::Scale;
         // Compose counts every container of the service, the stopped ones kept included.
-        let existing = self.plan.retire.len() - self.removed.len() + self.new.len();
+        let existing = self.plan.retire.len() - self.fleet.removed.len() + self.fleet.new.len();
         Action::Scale {
             total: existing as u32 + create,
-            start_by_id: !self.kept.is_empty(),
+            start_by_id: !self.fleet.kept.is_empty(),
         }
     }
 
     fn await_health(&mut self, now: Instant) -> Action {
         self.phase = Phase::Health;
         let with_check: Vec<&Healthcheck> = self
+            .fleet
             .new
             .iter()
             .filter_map(|c| c.healthcheck.as_ref())
@@ -682,13 +498,13 @@ impl Machine {
     /// The batch's new containers are healthy and settled: with a proxy adapter, they must be in
     /// its rotation too before anything else happens.
     fn healthy_enough(&mut self, now: Instant) -> Action {
-        if !self.settings.verify_proxy || self.batch_new.is_empty() {
+        if !self.settings.verify_proxy || self.fleet.batch_new.is_empty() {
             return self.routed_in(now);
         }
         self.phase = Phase::ProxyIn;
         self.proxy_seen = None;
         Action::AwaitProxy {
-            ids: self.batch_new.clone(),
+            ids: self.fleet.batch_new.clone(),
             until: now + self.settings.proxy_timeout,
         }
     }
@@ -777,17 +593,19 @@ impl Machine {
         match self.settings.still_routing {
             StillRouting::Stop => {
                 self.notes.push(Note::Warning(format!(
-                    "the proxy still routes to old container(s) {} after {waited} ({seen});                      stopping them anyway (--proxy-still-routing stop): requests it sends them fail",
+                    "the proxy still routes to old container(s) {} after {waited} ({seen}); \
+                     stopping them anyway (--proxy-still-routing stop): requests it sends them fail",
                     list(&still)
                 )));
                 self.proxy_wait(now)
             }
             StillRouting::Keep => {
                 self.notes.push(Note::Warning(format!(
-                    "the proxy still routes to old container(s) {} after {waited} ({seen});                      keeping them running so that no request is cut (--proxy-still-routing keep)",
+                    "the proxy still routes to old container(s) {} after {waited} ({seen}); \
+                     keeping them running so that no request is cut (--proxy-still-routing keep)",
                     list(&still)
                 )));
-                self.held.extend(still.iter().cloned());
+                self.fleet.held.extend(still.iter().cloned());
                 if self.settings.undo_pre_stop {
                     Action::UndoPreStop(still)
                 } else {
@@ -838,7 +656,7 @@ impl Machine {
         self.current_batch()
             .retire
             .iter()
-            .filter(|id| !self.held.contains(id))
+            .filter(|id| !self.fleet.held.contains(id))
             .cloned()
             .collect()
     }
@@ -887,118 +705,34 @@ impl Machine {
             return self.fail(interruption(signal), 0, now);
         }
         self.batch += 1;
-        self.batch_new.clear();
+        self.fleet.batch_new.clear();
         self.start_batch(now)
     }
 
     fn finish_batches(&mut self, now: Instant) -> Action {
         if self.canary.as_ref().is_some_and(CanaryRun::bakes) {
             self.phase = Phase::Bake;
-            let new = self.new.len() as u32;
+            let new = self.fleet.new.len() as u32;
             let (text, next) = self.canary_mut().begin_bake(new, now);
             self.notes.push(Note::Info(text));
             return self.canary_next(next, now);
         }
-        if self.kept.is_empty() {
+        if self.fleet.kept.is_empty() {
             return self.verify_now();
         }
         self.phase = Phase::Prune;
-        Action::Remove(self.kept.clone())
+        Action::Remove(self.fleet.kept.clone())
     }
 
     fn verify_now(&mut self) -> Action {
-        self.removed.append(&mut self.kept);
+        self.fleet.removed.append(&mut self.fleet.kept);
         self.phase = Phase::Verify;
         Action::Verify
     }
 
     fn verify(&mut self, containers: &[Container]) -> Action {
         self.phase = Phase::Done;
-        let new = self.new_ids();
-        let expected =
-            |id: &String| new.contains(id) || self.spared.contains(id) || self.held.contains(id);
-        let mut problems = Vec::new();
-        for container in containers {
-            let id = short_id(&container.id);
-            if !expected(&container.id) {
-                problems.push(format!(
-                    "{id} ({}) should not be there",
-                    container.state.name()
-                ));
-            } else if !container.is_running() {
-                problems.push(format!("{id} is {}", container.state.name()));
-            } else if container.healthcheck.is_some()
-                && container.health != Health::Healthy
-                && !self.held.contains(&container.id)
-            {
-                problems.push(format!("{id} is {}", container.health.name()));
-            }
-        }
-        let missing = new
-            .iter()
-            .filter(|id| !containers.iter().any(|c| &c.id == *id))
-            .count();
-        if missing > 0 {
-            problems.push(format!("{missing} new container(s) disappeared"));
-        }
-        if !problems.is_empty() {
-            let extra: Vec<String> = containers
-                .iter()
-                .filter(|c| !expected(&c.id))
-                .map(|c| c.id.clone())
-                .collect();
-            let fix = if extra.is_empty() {
-                "run docker reroll again to replace them".to_owned()
-            } else {
-                format!("fix: docker rm -f {}", list(&extra))
-            };
-            return Action::Finish(Outcome {
-                exit: Exit::Incomplete,
-                message: format!(
-                    "the rollout ended in an unexpected state: {}; {fix}",
-                    problems.join(", ")
-                ),
-            });
-        }
-        let retired = self.plan.retire.len() - self.spared.len() - self.held.len();
-        let short = (self.plan.target as usize).saturating_sub(new.len() + self.spared.len());
-        if self.spared.is_empty() && self.held.is_empty() && short == 0 {
-            return Action::Finish(Outcome {
-                exit: Exit::Done,
-                message: format!(
-                    "{} new container(s) serve ({}), {retired} old one(s) retired",
-                    new.len(),
-                    list(&new)
-                ),
-            });
-        }
-        let spared = match self.spared.len() {
-            0 => String::new(),
-            n => format!(
-                ", {n} old one(s) kept serving because their replacements failed ({})",
-                list(&self.spared)
-            ),
-        };
-        let held = match self.held.len() {
-            0 => String::new(),
-            n => format!(
-                ", {n} old one(s) kept serving because the proxy still routed to them ({})",
-                list(&self.held)
-            ),
-        };
-        let missing = match short {
-            0 => String::new(),
-            n => format!(", {n} fewer than the {} wanted", self.plan.target),
-        };
-        Action::Finish(Outcome {
-            exit: Exit::Partial,
-            message: format!(
-                "finished with failures: {} new container(s) serve ({}), {retired} old one(s) \
-                 retired{spared}{held}{missing}; run docker reroll again to finish",
-                new.len(),
-                list(&new),
-            ),
-        })
+        Action::Finish(verdict::judge(&self.plan, &self.fleet, containers))
     }
 
     fn canary_mut(&mut self) -> &mut CanaryRun {
@@ -1026,79 +760,142 @@ impl Machine {
         Action::Watch { ids, until }
     }
 
-    fn record(&mut self, statuses: Vec<Status>) {
-        let watched = match &self.current {
-            Some(Action::Watch { ids, .. }) => ids.clone(),
-            _ => return,
-        };
-        for id in &watched {
-            match statuses.iter().find(|s| &s.id == id) {
-                Some(status) => {
-                    self.statuses.insert(id.clone(), status.clone());
-                }
-                None => {
-                    // Gone: removed by someone else, or auto-removed after exiting.
-                    self.statuses.insert(
-                        id.clone(),
-                        Status {
-                            id: id.clone(),
-                            state: State::Dead,
-                            health: Health::None,
-                            exit_code: -1,
-                        },
-                    );
-                }
-            }
-        }
-    }
-
-    /// Whether every new container is up. `at_deadline`: containers without a healthcheck pass
-    /// only once the wait is over.
-    fn judge_new(&self, at_deadline: bool) -> Judgement {
-        let targets: Vec<(&str, bool)> = self
-            .new
+    /// A new container failed: counted against `max_failure_ratio`.
+    fn fail_release(&mut self, why: String, now: Instant) -> Action {
+        let failed = self
+            .fleet
+            .batch_new
             .iter()
-            .map(|c| (c.id.as_str(), c.healthcheck.is_some()))
-            .collect();
-        self.judge(&targets, "new container", at_deadline)
+            .filter(|id| !self.fleet.is_running(id) || self.fleet.is_unhealthy(id))
+            .count();
+        self.fail(why, failed.max(1) as u32, now)
     }
 
-    fn judge(&self, targets: &[(&str, bool)], what: &str, at_deadline: bool) -> Judgement {
-        let mut pending = Vec::new();
-        for &(full_id, checked) in targets {
-            let id = short_id(full_id);
-            let Some(status) = self.statuses.get(full_id) else {
-                pending.push(format!("{id} has not been seen yet"));
-                continue;
-            };
-            if status.state != State::Running {
-                let how = match status.state {
-                    State::Exited | State::Dead => format!("exited with code {}", status.exit_code),
-                    other => format!("is {}", other.name()),
-                };
-                if matches!(
-                    status.state,
-                    State::Exited | State::Dead | State::Restarting
-                ) {
-                    return Judgement::Failed(format!("{what} {id} {how}"));
-                }
-                pending.push(format!("{id} {how}"));
-                continue;
+    /// Decides how to undo after a failure (`failed` new containers failed; 0 for a signal or
+    /// a Docker error) and starts the retreat that undoes it.
+    fn fail(&mut self, why: String, failed: u32, now: Instant) -> Action {
+        self.failed += failed;
+        let ratio = f64::from(self.failed) / f64::from(self.plan.target.max(1));
+        let action = match (self.signal, self.settings.failure_action) {
+            (Some(_), FailureAction::Rollback) => FailureAction::Rollback,
+            (Some(_), _) => FailureAction::Pause,
+            (None, FailureAction::Continue) => FailureAction::Continue,
+            (None, _) if failed > 0 && ratio <= self.settings.max_failure_ratio => {
+                self.notes.push(Note::Warning(format!(
+                    "{} of {} new container(s) failed, within max_failure_ratio {}",
+                    self.failed, self.plan.target, self.settings.max_failure_ratio
+                )));
+                FailureAction::Continue
             }
-            match (checked, status.health) {
-                (_, Health::Unhealthy) => {
-                    return Judgement::Failed(format!("{what} {id} is unhealthy"));
-                }
-                (true, Health::Healthy) => {}
-                (true, health) => pending.push(format!("{id} is {}", health.name())),
-                (false, _) if !at_deadline => pending.push(format!("{id} has no healthcheck")),
-                (false, _) => {}
+            (None, action) => action,
+        };
+        let batch_retire = self.current_batch().retire.clone();
+        let retreat = Retreat::planned(action, self.plan.order, &self.fleet, &batch_retire);
+        if action != FailureAction::Rollback {
+            // The old containers of the failed batch that were not retired serve on.
+            let serving: Vec<String> = batch_retire
+                .into_iter()
+                .filter(|id| !self.fleet.removed.contains(id))
+                .collect();
+            if action == FailureAction::Continue {
+                let old = if serving.is_empty() {
+                    String::new()
+                } else {
+                    format!(", its old one(s) {} serve on,", list(&serving))
+                };
+                self.notes.push(Note::Warning(format!(
+                    "{why}; failure_action continue: the batch's new container(s) go{old} and \
+                     the next batch starts"
+                )));
+            }
+            self.fleet.spared.extend(serving);
+        }
+        if retreat.after() != After::NextBatch {
+            self.failure = Some(why);
+        }
+        self.phase = Phase::Rollback;
+        self.retreat = Some(retreat);
+        self.in_retreat(now, Retreat::start)
+    }
+
+    /// Lets the retreat take the next step with what it may read and change, then carries out
+    /// its answer.
+    fn in_retreat(
+        &mut self,
+        now: Instant,
+        step: impl FnOnce(&mut Retreat, &mut Ctx<'_>) -> Step,
+    ) -> Action {
+        let retreat = self.retreat.as_mut().expect("retreating");
+        let mut ctx = Ctx {
+            plan: &self.plan,
+            settings: &self.settings,
+            fleet: &mut self.fleet,
+            notes: &mut self.notes,
+        };
+        match step(retreat, &mut ctx) {
+            Step::Act(action) => action,
+            Step::Stuck(how) => {
+                self.phase = Phase::Done;
+                Action::Finish(Outcome {
+                    exit: Exit::Incomplete,
+                    message: format!("{}; {how}", self.failure.clone().unwrap_or_default()),
+                })
+            }
+            Step::Done { after, restored } => self.retreated(after, restored, now),
+        }
+    }
+
+    /// Every undo step is done.
+    fn retreated(&mut self, after: After, restored: usize, now: Instant) -> Action {
+        self.retreat = None;
+        let exit = self.signal.map(Signal::exit);
+        let failure = self.failure.clone().unwrap_or_default();
+        match after {
+            After::NextBatch => self.next_batch(now),
+            After::RolledBack => {
+                self.phase = Phase::Done;
+                let restarted = match restored {
+                    0 => String::new(),
+                    n => format!(" ({n} of them restarted)"),
+                };
+                Action::Finish(Outcome {
+                    exit: exit.unwrap_or(Exit::RolledBack),
+                    message: format!(
+                        "{failure}; rolled back: the {} old container(s) still serve{restarted}, \
+                         no new container is left",
+                        self.plan.retire.len()
+                    ),
+                })
+            }
+            After::Paused => {
+                self.phase = Phase::Done;
+                let old = self.old_left();
+                let new = self.new_ids();
+                let exit = match (exit, new.is_empty()) {
+                    (Some(exit), _) => exit,
+                    (None, true) => Exit::RolledBack,
+                    (None, false) => Exit::Partial,
+                };
+                Action::Finish(Outcome {
+                    exit,
+                    message: format!(
+                        "{failure}; paused after batch {} of {}: {} new ({}) and {} old ({}) \
+                         container(s) serve; run docker reroll again to finish",
+                        self.batch + 1,
+                        self.plan.batches.len(),
+                        new.len(),
+                        list(&new),
+                        old.len(),
+                        list(&old)
+                    ),
+                })
             }
         }
-        if pending.is_empty() {
-            Judgement::Passed
-        } else {
-            Judgement::Pending(format!("not healthy in time: {}", pending.join(", ")))
+    }
+
+    fn record(&mut self, statuses: Vec<Status>) {
+        if let Some(Action::Watch { ids, .. }) = &self.current {
+            self.fleet.record(ids, statuses);
         }
     }
 
@@ -1108,35 +905,9 @@ impl Machine {
         self.plan.retire.iter().filter(|c| ids.contains(&c.id))
     }
 
-    /// The old containers kept stopped that the current batch stopped.
-    fn kept_in_batch(&self) -> Vec<String> {
-        let batch = &self.current_batch().retire;
-        self.kept
-            .iter()
-            .filter(|id| batch.contains(id))
-            .cloned()
-            .collect()
-    }
-
     /// The old containers not removed: serving, or kept stopped.
     fn old_left(&self) -> Vec<String> {
-        self.plan
-            .retire
-            .iter()
-            .map(|c| c.id.clone())
-            .filter(|id| !self.removed.contains(id))
-            .collect()
-    }
-
-    /// A new container a proxy may route to: running and healthy (or without a healthcheck).
-    fn serves(&self, id: &str) -> bool {
-        let checked = self
-            .new
-            .iter()
-            .any(|c| c.id == id && c.healthcheck.is_some());
-        self.statuses
-            .get(id)
-            .is_some_and(|s| s.state == State::Running && (s.health == Health::Healthy || !checked))
+        self.fleet.old_left(&self.plan.retire)
     }
 
     /// Old containers of the batch still expected to turn unhealthy.
@@ -1150,7 +921,7 @@ impl Machine {
     fn drained(&self) -> bool {
         self.draining_ids()
             .iter()
-            .all(|id| self.statuses.get(id).is_some_and(Status::is_drained))
+            .all(|id| self.fleet.is_drained(id))
     }
 }
 
@@ -1161,20 +932,10 @@ fn interruption(signal: Signal) -> String {
     }
 }
 
-fn list(ids: &[String]) -> String {
-    ids.iter()
-        .map(|id| short_id(id))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-enum Judgement {
-    Passed,
-    Pending(String),
-    Failed(String),
-}
-
 pub mod canary;
+mod fleet;
+mod protocol;
 mod retreat;
 #[cfg(test)]
 mod tests;
+mod verdict;

@@ -1,22 +1,40 @@
-//! The machine's decisions as compact tables: each step feeds an input (after letting the paused
-//! clock run) and names the action expected back.
+//! The machine's decisions as compact tables: each step feeds an input (after letting the test's
+//! clock run) and names the action expected back. The machine takes time as an argument, so the
+//! clock is plain: an instant fixed per test thread plus the time the steps let pass.
 
 use std::time::Duration;
 
-use tokio::time::{Instant, advance};
+use std::cell::Cell;
+
+use tokio::time::Instant;
 
 use super::*;
-use crate::model::container::{Container, Healthcheck, State};
+use crate::model::container::{Container, Health, Healthcheck, State};
 use crate::model::routing::{Route, Routing};
 
-const CHECK: Healthcheck = Healthcheck {
+pub(super) const CHECK: Healthcheck = Healthcheck {
     interval: Duration::from_secs(1),
     timeout: Duration::from_secs(1),
     start_period: Duration::ZERO,
     retries: 1,
 };
 
-fn container(id: &str, health: Health) -> Container {
+thread_local! {
+    static START: Instant = Instant::now();
+    static PASSED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// The test's time. It only moves forward, and every expectation is an offset from the start
+/// of its own run of steps, so tests that share a thread do not disturb each other.
+pub(super) fn now() -> Instant {
+    START.with(|start| *start) + PASSED.with(Cell::get)
+}
+
+pub(super) fn pass(time: Duration) {
+    PASSED.with(|passed| passed.set(passed.get() + time));
+}
+
+pub(super) fn container(id: &str, health: Health) -> Container {
     Container {
         id: id.into(),
         name: format!("p-web-{id}"),
@@ -39,7 +57,7 @@ fn plan(old: &[&str], target: u32) -> Plan {
 }
 
 /// A plan in batches of `parallelism`, as the planner splits it.
-fn batched(old: &[&str], target: u32, parallelism: u32, order: Order) -> Plan {
+pub(super) fn batched(old: &[&str], target: u32, parallelism: u32, order: Order) -> Plan {
     let mut snapshot = crate::plan::Snapshot {
         project: "p".into(),
         service: "web".into(),
@@ -61,7 +79,7 @@ fn batched(old: &[&str], target: u32, parallelism: u32, order: Order) -> Plan {
     crate::plan::plan(&snapshot).expect("a valid plan")
 }
 
-fn drain_settings() -> Settings {
+pub(super) fn drain_settings() -> Settings {
     Settings {
         pre_stop: true,
         wait_until_unhealthy: true,
@@ -70,14 +88,14 @@ fn drain_settings() -> Settings {
     }
 }
 
-fn created(id: &str, checked: bool) -> Created {
+pub(super) fn created(id: &str, checked: bool) -> Created {
     Created {
         id: id.into(),
         healthcheck: checked.then_some(CHECK),
     }
 }
 
-fn status(id: &str, state: State, health: Health) -> Status {
+pub(super) fn status(id: &str, state: State, health: Health) -> Status {
     Status {
         id: id.into(),
         state,
@@ -87,7 +105,7 @@ fn status(id: &str, state: State, health: Health) -> Status {
 }
 
 /// An action in a few words; waits as offsets from the test's start.
-fn show(action: &Action, start: Instant) -> String {
+pub(super) fn show(action: &Action, start: Instant) -> String {
     match action {
         Action::Remove(ids) => format!("rm {}", ids.join(",")),
         Action::Scale {
@@ -126,24 +144,40 @@ fn show(action: &Action, start: Instant) -> String {
 mod canary;
 
 /// Runs the steps: (seconds to let pass first, input, expected action).
-async fn run(machine: &mut Machine, steps: Vec<(u64, Input, &str)>) -> Action {
-    let start = Instant::now();
+fn run(machine: &mut Machine, steps: Vec<(u64, Input, &str)>) -> Action {
+    let start = now();
     let mut last = None;
     for (index, (wait, input, expected)) in steps.into_iter().enumerate() {
-        advance(Duration::from_secs(wait)).await;
-        let action = machine.handle(input, Instant::now());
+        pass(Duration::from_secs(wait));
+        let action = machine.handle(input, now());
         assert_eq!(show(&action, start), expected, "step {index}");
+        assert_reads_well(machine, &action);
         last = Some(action);
     }
     last.expect("at least one step")
+}
+
+/// What the user reads has no run of spaces (a line break inside a string literal without its
+/// trailing backslash leaves one).
+pub(super) fn assert_reads_well(machine: &Machine, action: &Action) {
+    let notes = machine.notes.iter().map(|note| match note {
+        Note::Info(text) | Note::Warning(text) => text.as_str(),
+    });
+    let finish = match action {
+        Action::Finish(outcome) => Some(outcome.message.as_str()),
+        _ => None,
+    };
+    for text in notes.chain(finish) {
+        assert!(!text.contains("  "), "a run of spaces in: {text}");
+    }
 }
 
 fn healthy(id: &str) -> Input {
     Input::Observed(vec![status(id, State::Running, Health::Healthy)])
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_rollout_with_the_drain_recipe() {
+#[test]
+fn a_rollout_with_the_drain_recipe() {
     let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
     let last = run(
         &mut machine,
@@ -179,15 +213,14 @@ async fn a_rollout_with_the_drain_recipe() {
                 "exit 0",
             ),
         ],
-    )
-    .await;
+    );
     assert!(
         matches!(last, Action::Finish(Outcome { message, .. }) if message.contains("1 new container(s) serve"))
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn failures_before_the_old_containers_are_touched_roll_back() {
+#[test]
+fn failures_before_the_old_containers_are_touched_roll_back() {
     let observed = |state, health| Input::Observed(vec![status("b1", state, health)]);
     type Steps = Vec<(u64, Input, &'static str)>;
     let cases: Vec<(&str, Steps)> = vec![
@@ -243,8 +276,8 @@ async fn failures_before_the_old_containers_are_touched_roll_back() {
             ),
         ];
         all.extend(steps);
-        run(&mut machine, all).await;
-        let finish = machine.handle(Input::Done, Instant::now());
+        run(&mut machine, all);
+        let finish = machine.handle(Input::Done, now());
         let expected = if name == "SIGINT" {
             Exit::Interrupted
         } else {
@@ -257,8 +290,8 @@ async fn failures_before_the_old_containers_are_touched_roll_back() {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_scale_must_create_exactly_what_was_asked() {
+#[test]
+fn the_scale_must_create_exactly_what_was_asked() {
     let mut machine = Machine::new(plan(&["a1", "a2"], 2), Settings::default());
     run(
         &mut machine,
@@ -278,12 +311,11 @@ async fn the_scale_must_create_exactly_what_was_asked() {
                 "exit 3",
             ),
         ],
-    )
-    .await;
+    );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_rollback_that_cannot_even_list_the_containers_names_no_empty_fix() {
+#[test]
+fn a_rollback_that_cannot_even_list_the_containers_names_no_empty_fix() {
     let mut machine = Machine::new(plan(&["a1", "a2"], 2), Settings::default());
     let last = run(
         &mut machine,
@@ -303,8 +335,7 @@ async fn a_rollback_that_cannot_even_list_the_containers_names_no_empty_fix() {
                 "exit 3",
             ),
         ],
-    )
-    .await;
+    );
     let Action::Finish(outcome) = last else {
         panic!("{last:?}")
     };
@@ -321,8 +352,8 @@ async fn a_rollback_that_cannot_even_list_the_containers_names_no_empty_fix() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn without_a_healthcheck_the_new_containers_must_keep_running() {
+#[test]
+fn without_a_healthcheck_the_new_containers_must_keep_running() {
     let running = || Input::Observed(vec![status("b1", State::Running, Health::None)]);
     let mut machine = Machine::new(plan(&["a1"], 1), Settings::default());
     run(
@@ -337,8 +368,7 @@ async fn without_a_healthcheck_the_new_containers_must_keep_running() {
             (0, running(), "watch [b1] until 10s"),
             (10, Input::Deadline, "retire a1"),
         ],
-    )
-    .await;
+    );
 
     let mut crashing = Machine::new(plan(&["a1"], 1), Settings::default());
     run(
@@ -356,12 +386,11 @@ async fn without_a_healthcheck_the_new_containers_must_keep_running() {
                 "rollback keeping a1",
             ),
         ],
-    )
-    .await;
+    );
 }
 
-#[tokio::test(start_paused = true)]
-async fn past_the_pre_stop_the_rollout_finishes() {
+#[test]
+fn past_the_pre_stop_the_rollout_finishes() {
     let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
     run(
         &mut machine,
@@ -381,8 +410,7 @@ async fn past_the_pre_stop_the_rollout_finishes() {
             (2, Input::Deadline, "retire a1"),
             (0, Input::Failed("stop: boom".into()), "exit 3"),
         ],
-    )
-    .await;
+    );
     let notes = machine.take_notes();
     assert!(
         notes
@@ -396,8 +424,8 @@ async fn past_the_pre_stop_the_rollout_finishes() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failed_pre_stop_is_not_waited_on() {
+#[test]
+fn a_failed_pre_stop_is_not_waited_on() {
     let settings = drain_settings();
     let mut machine = Machine::new(plan(&["a1", "a2"], 2), settings);
     run(
@@ -428,12 +456,11 @@ async fn a_failed_pre_stop_is_not_waited_on() {
                 "watch [] until 4s",
             ),
         ],
-    )
-    .await;
+    );
 }
 
-#[tokio::test(start_paused = true)]
-async fn leftovers_go_first_and_a_first_deploy_has_nothing_to_retire() {
+#[test]
+fn leftovers_go_first_and_a_first_deploy_has_nothing_to_retire() {
     let mut with_leftover = plan(&["a1"], 1);
     with_leftover.leftovers = vec![Container {
         state: State::Exited,
@@ -443,8 +470,7 @@ async fn leftovers_go_first_and_a_first_deploy_has_nothing_to_retire() {
     run(
         &mut machine,
         vec![(0, Input::Begin, "rm x9"), (0, Input::Done, "scale 2")],
-    )
-    .await;
+    );
 
     let mut first = Machine::new(plan(&[], 1), drain_settings());
     run(
@@ -463,12 +489,11 @@ async fn leftovers_go_first_and_a_first_deploy_has_nothing_to_retire() {
                 "exit 0",
             ),
         ],
-    )
-    .await;
+    );
 }
 
-#[tokio::test(start_paused = true)]
-async fn verification_names_what_should_not_be_there() {
+#[test]
+fn verification_names_what_should_not_be_there() {
     let mut machine = Machine::new(plan(&["a1"], 1), Settings::default());
     let last = run(
         &mut machine,
@@ -490,15 +515,14 @@ async fn verification_names_what_should_not_be_there() {
                 "exit 3",
             ),
         ],
-    )
-    .await;
+    );
     assert!(
         matches!(last, Action::Finish(Outcome { message, .. }) if message.contains("docker rm -f a1"))
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_explicit_health_timeout_wins_over_the_derived_one() {
+#[test]
+fn an_explicit_health_timeout_wins_over_the_derived_one() {
     let settings = Settings {
         healthcheck_timeout: Some(Duration::from_secs(90)),
         ..Settings::default()
@@ -514,12 +538,11 @@ async fn an_explicit_health_timeout_wins_over_the_derived_one() {
                 "watch [b1] until 90s",
             ),
         ],
-    )
-    .await;
+    );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_rollback_drains_new_containers_a_proxy_may_already_use() {
+#[test]
+fn a_rollback_drains_new_containers_a_proxy_may_already_use() {
     let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
     run(
         &mut machine,
@@ -531,8 +554,7 @@ async fn a_rollback_drains_new_containers_a_proxy_may_already_use() {
                 "rollback keeping a1",
             ),
         ],
-    )
-    .await;
+    );
 
     let settle = Settings {
         wait_after_healthy: Duration::from_secs(5),
@@ -571,13 +593,12 @@ async fn a_rollback_drains_new_containers_a_proxy_may_already_use() {
             (2, Input::Deadline, "rollback keeping a1,a2"),
             (0, Input::Done, "exit 1"),
         ],
-    )
-    .await;
+    );
 }
 
 /// b1 scaled next to a1, `to_rollback_drain` leads to the rollback draining b1; then a second
 /// signal, and only that, cuts the drain short.
-async fn a_second_signal_cuts_the_drain(to_rollback_drain: [(u64, Input, &str); 2]) {
+fn a_second_signal_cuts_the_drain(to_rollback_drain: [(u64, Input, &str); 2]) {
     let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
     let mut steps = vec![
         (0, Input::Begin, "scale 2"),
@@ -597,31 +618,29 @@ async fn a_second_signal_cuts_the_drain(to_rollback_drain: [(u64, Input, &str); 
         ),
         (0, Input::Done, "exit 130"),
     ]);
-    run(&mut machine, steps).await;
+    run(&mut machine, steps);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_second_signal_cuts_the_rollback_drain_short() {
+#[test]
+fn a_second_signal_cuts_the_rollback_drain_short() {
     let starting = Input::Observed(vec![status("b1", State::Running, Health::Starting)]);
     a_second_signal_cuts_the_drain([
         (1, starting, "watch [b1] until 6s"),
         (0, Input::Interrupted(Signal::Interrupt), "pre-stop b1"),
-    ])
-    .await;
+    ]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn one_signal_during_a_failed_releases_drain_lets_the_drain_finish() {
+#[test]
+fn one_signal_during_a_failed_releases_drain_lets_the_drain_finish() {
     let unhealthy = Input::Observed(vec![status("b1", State::Running, Health::Unhealthy)]);
     a_second_signal_cuts_the_drain([
         (1, unhealthy, "pre-stop b1"),
         (0, Input::Interrupted(Signal::Interrupt), "pre-stop b1"),
-    ])
-    .await;
+    ]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_signal_that_arrives_after_its_failure_ends_the_run_as_interrupted() {
+#[test]
+fn a_signal_that_arrives_after_its_failure_ends_the_run_as_interrupted() {
     let mut machine = Machine::new(plan(&["a1"], 1), drain_settings());
     run(
         &mut machine,
@@ -640,8 +659,7 @@ async fn a_signal_that_arrives_after_its_failure_ends_the_run_as_interrupted() {
             ),
             (0, Input::Done, "exit 130"),
         ],
-    )
-    .await;
+    );
 }
 
 fn all_healthy(ids: &[&str]) -> Input {
@@ -667,8 +685,8 @@ fn with(failure_action: FailureAction) -> Settings {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn batches_of_one_never_run_more_than_one_extra_container() {
+#[test]
+fn batches_of_one_never_run_more_than_one_extra_container() {
     let mut machine = Machine::new(
         batched(&["a1", "a2", "a3"], 3, 1, Order::StartFirst),
         with(FailureAction::Rollback),
@@ -710,13 +728,12 @@ async fn batches_of_one_never_run_more_than_one_extra_container() {
                 "exit 0",
             ),
         ],
-    )
-    .await;
+    );
     assert!(finish_message(&last).contains("3 old one(s) retired"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failing_second_batch_rolls_back_the_first() {
+#[test]
+fn a_failing_second_batch_rolls_back_the_first() {
     let mut machine = Machine::new(
         batched(&["a1", "a2", "a3"], 3, 1, Order::StartFirst),
         with(FailureAction::Rollback),
@@ -751,16 +768,15 @@ async fn a_failing_second_batch_rolls_back_the_first() {
             (1, all_healthy(&["a1"]), "rollback keeping a1,a2,a3"),
             (0, Input::Done, "exit 1"),
         ],
-    )
-    .await;
+    );
     assert!(
         finish_message(&last).contains("(1 of them restarted)"),
         "{last:?}"
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_old_container_that_does_not_come_back_is_reported_not_hidden() {
+#[test]
+fn an_old_container_that_does_not_come_back_is_reported_not_hidden() {
     let settings = Settings {
         pre_stop: true,
         ..with(FailureAction::Rollback)
@@ -799,17 +815,16 @@ async fn an_old_container_that_does_not_come_back_is_reported_not_hidden() {
                 "exit 3",
             ),
         ],
-    )
-    .await;
+    );
     let message = finish_message(&last);
     assert!(message.contains("--undo-pre-stop-cmd"), "{message}");
     assert!(message.contains("Still serving: b1 a2"), "{message}");
     assert!(message.contains("started but not healthy: a1"), "{message}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn pause_and_continue_undo_only_the_failed_batch() {
-    let failing_second_batch = |settings| async move {
+#[test]
+fn pause_and_continue_undo_only_the_failed_batch() {
+    let failing_second_batch = |settings| {
         let mut machine = Machine::new(
             batched(&["a1", "a2", "a3"], 3, 1, Order::StartFirst),
             settings,
@@ -839,20 +854,19 @@ async fn pause_and_continue_undo_only_the_failed_batch() {
                     "rollback keeping a2,a3,b1",
                 ),
             ],
-        )
-        .await;
+        );
         machine
     };
 
-    let mut paused = failing_second_batch(with(FailureAction::Pause)).await;
-    let last = paused.handle(Input::Done, Instant::now());
+    let mut paused = failing_second_batch(with(FailureAction::Pause));
+    let last = paused.handle(Input::Done, now());
     assert!(matches!(&last, Action::Finish(o) if o.exit == Exit::Partial));
     assert!(
         finish_message(&last).contains("paused after batch 2 of 3: 1 new (b1) and 2 old (a2 a3)"),
         "{last:?}"
     );
 
-    let mut continued = failing_second_batch(with(FailureAction::Continue)).await;
+    let mut continued = failing_second_batch(with(FailureAction::Continue));
     let last = run(
         &mut continued,
         vec![
@@ -874,8 +888,7 @@ async fn pause_and_continue_undo_only_the_failed_batch() {
                 "exit 1",
             ),
         ],
-    )
-    .await;
+    );
     assert!(
         finish_message(&last)
             .contains("1 old one(s) kept serving because their replacements failed (a2)"),
@@ -883,8 +896,8 @@ async fn pause_and_continue_undo_only_the_failed_batch() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn failures_within_max_failure_ratio_are_tolerated() {
+#[test]
+fn failures_within_max_failure_ratio_are_tolerated() {
     let settings = Settings {
         max_failure_ratio: 0.34,
         ..with(FailureAction::Rollback)
@@ -928,13 +941,12 @@ async fn failures_within_max_failure_ratio_are_tolerated() {
             (0, Input::Done, "rm a1"),
             (0, Input::Done, "verify"),
         ],
-    )
-    .await;
-    assert_eq!(machine.spared, vec!["a2".to_owned()]);
+    );
+    assert_eq!(machine.fleet.spared, vec!["a2".to_owned()]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn stop_first_stops_the_old_container_first_and_restarts_it_on_failure() {
+#[test]
+fn stop_first_stops_the_old_container_first_and_restarts_it_on_failure() {
     let settings = Settings {
         order: Order::StopFirst,
         ..Settings::default()
@@ -958,8 +970,7 @@ async fn stop_first_stops_the_old_container_first_and_restarts_it_on_failure() {
                 "exit 0",
             ),
         ],
-    )
-    .await;
+    );
     assert!(
         machine
             .take_notes()
@@ -984,12 +995,11 @@ async fn stop_first_stops_the_old_container_first_and_restarts_it_on_failure() {
             (0, Input::Done, "watch [a1] until 12s"),
             (1, all_healthy(&["a1"]), "exit 1"),
         ],
-    )
-    .await;
+    );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_signal_between_batches_rolls_back_everything() {
+#[test]
+fn a_signal_between_batches_rolls_back_everything() {
     let mut machine = Machine::new(
         batched(&["a1", "a2"], 2, 1, Order::StartFirst),
         with(FailureAction::Rollback),
@@ -1013,12 +1023,11 @@ async fn a_signal_between_batches_rolls_back_everything() {
             (0, all_healthy(&["a1"]), "rollback keeping a1,a2"),
             (0, Input::Done, "exit 130"),
         ],
-    )
-    .await;
+    );
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_delay_between_batches_still_watches_the_new_containers() {
+#[test]
+fn the_delay_between_batches_still_watches_the_new_containers() {
     let settings = Settings {
         delay: Duration::from_secs(5),
         ..with(FailureAction::Rollback)
@@ -1043,12 +1052,11 @@ async fn the_delay_between_batches_still_watches_the_new_containers() {
             ),
             (0, Input::Done, "restore a1"),
         ],
-    )
-    .await;
+    );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_run_that_ends_short_of_its_target_does_not_exit_0() {
+#[test]
+fn a_run_that_ends_short_of_its_target_does_not_exit_0() {
     let mut machine = Machine::new(
         batched(&["a1", "a2"], 3, 1, Order::StartFirst),
         with(FailureAction::Continue),
@@ -1096,8 +1104,7 @@ async fn a_run_that_ends_short_of_its_target_does_not_exit_0() {
                 "exit 1",
             ),
         ],
-    )
-    .await;
+    );
     assert!(
         finish_message(&last).contains("1 fewer than the 3 wanted"),
         "{last:?}"
@@ -1116,7 +1123,7 @@ fn proxy_settings(still_routing: StillRouting) -> Settings {
 }
 
 /// What the proxy shows: each id with its route.
-fn proxy(routes: &[(&str, Route)]) -> Input {
+pub(super) fn proxy(routes: &[(&str, Route)]) -> Input {
     Input::Routing(Ok(Routing {
         routes: routes
             .iter()
@@ -1139,8 +1146,8 @@ fn verified_start() -> Vec<(u64, Input, &'static str)> {
     ]
 }
 
-#[tokio::test(start_paused = true)]
-async fn with_a_proxy_every_transition_waits_for_what_it_routes() {
+#[test]
+fn with_a_proxy_every_transition_waits_for_what_it_routes() {
     use StillRouting::Keep;
     let mut machine = Machine::new(plan(&["a1"], 1), proxy_settings(Keep));
     let mut steps = verified_start();
@@ -1180,11 +1187,11 @@ async fn with_a_proxy_every_transition_waits_for_what_it_routes() {
             "exit 0",
         ),
     ]);
-    run(&mut machine, steps).await;
+    run(&mut machine, steps);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_proxy_that_never_routes_to_the_new_containers_rolls_back() {
+#[test]
+fn a_proxy_that_never_routes_to_the_new_containers_rolls_back() {
     use StillRouting::Keep;
     let mut machine = Machine::new(plan(&["a1"], 1), proxy_settings(Keep));
     let mut steps = verified_start();
@@ -1199,8 +1206,8 @@ async fn a_proxy_that_never_routes_to_the_new_containers_rolls_back() {
         ),
         (1, proxy(&[("b1", Route::Out)]), "rollback keeping a1"),
     ]);
-    run(&mut machine, steps).await;
-    let finish = machine.handle(Input::Done, Instant::now());
+    run(&mut machine, steps);
+    let finish = machine.handle(Input::Done, now());
     let message = finish_message(&finish);
     assert!(
         message.contains("the proxy did not route to new container(s) b1 within 30.00s")
@@ -1218,8 +1225,8 @@ async fn a_proxy_that_never_routes_to_the_new_containers_rolls_back() {
     ));
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_old_container_the_proxy_keeps_routing_to_is_kept_serving_by_default() {
+#[test]
+fn an_old_container_the_proxy_keeps_routing_to_is_kept_serving_by_default() {
     use StillRouting::Keep;
     let mut machine = Machine::new(plan(&["a1", "a2"], 2), proxy_settings(Keep));
     let steps = vec![
@@ -1258,7 +1265,7 @@ async fn an_old_container_the_proxy_keeps_routing_to_is_kept_serving_by_default(
             "exit 1",
         ),
     ];
-    let last = run(&mut machine, steps).await;
+    let last = run(&mut machine, steps);
     let message = finish_message(&last);
     assert!(
         message.contains("1 old one(s) kept serving because the proxy still routed to them (a2)"),
@@ -1273,8 +1280,8 @@ async fn an_old_container_the_proxy_keeps_routing_to_is_kept_serving_by_default(
     assert!(machine.is_mixed(), "the journal is kept for the next run");
 }
 
-#[tokio::test(start_paused = true)]
-async fn told_to_stop_it_stops_what_the_proxy_still_routes_to() {
+#[test]
+fn told_to_stop_it_stops_what_the_proxy_still_routes_to() {
     use StillRouting::Stop;
     let mut machine = Machine::new(plan(&["a1"], 1), proxy_settings(Stop));
     let mut steps = verified_start();
@@ -1293,7 +1300,7 @@ async fn told_to_stop_it_stops_what_the_proxy_still_routes_to() {
         ),
         (30, Input::Deadline, "retire a1"),
     ]);
-    run(&mut machine, steps).await;
+    run(&mut machine, steps);
     let notes = format!("{:?}", machine.take_notes());
     assert!(
         notes.contains("a1 after 30.00s (unknown: refused)")
@@ -1302,8 +1309,8 @@ async fn told_to_stop_it_stops_what_the_proxy_still_routes_to() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_signal_while_the_proxy_drops_the_old_ones_finishes_that_step() {
+#[test]
+fn a_signal_while_the_proxy_drops_the_old_ones_finishes_that_step() {
     use StillRouting::Keep;
     let interrupted = || {
         let mut steps = verified_start();
@@ -1325,10 +1332,10 @@ async fn a_signal_while_the_proxy_drops_the_old_ones_finishes_that_step() {
     let mut patient = Machine::new(plan(&["a1"], 1), proxy_settings(Keep));
     let mut steps = interrupted();
     steps.push((1, proxy(&[("a1", Route::Out)]), "retire a1"));
-    run(&mut patient, steps).await;
+    run(&mut patient, steps);
 
     let mut impatient = Machine::new(plan(&["a1"], 1), proxy_settings(Keep));
     let mut steps = interrupted();
     steps.push((0, Input::Interrupted(Signal::Interrupt), "retire a1"));
-    run(&mut impatient, steps).await;
+    run(&mut impatient, steps);
 }

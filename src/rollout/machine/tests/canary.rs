@@ -67,13 +67,14 @@ fn commanded(result: Result<(), String>) -> Input {
 }
 
 /// Runs the steps: (milliseconds to let pass first, input, expected action).
-async fn run_ms(machine: &mut Machine, steps: Vec<(u64, Input, &str)>) -> Action {
-    let start = Instant::now();
+fn run_ms(machine: &mut Machine, steps: Vec<(u64, Input, &str)>) -> Action {
+    let start = now();
     let mut last = None;
     for (index, (wait, input, expected)) in steps.into_iter().enumerate() {
-        advance(Duration::from_millis(wait)).await;
-        let action = machine.handle(input, Instant::now());
+        pass(Duration::from_millis(wait));
+        let action = machine.handle(input, now());
         assert_eq!(show(&action, start), expected, "step {index}");
+        assert_reads_well(machine, &action);
         last = Some(action);
     }
     last.expect("at least one step")
@@ -103,8 +104,8 @@ fn finished_with(action: &Action, exit: Exit, words: &str) -> bool {
     matches!(action, Action::Finish(Outcome { exit: e, message }) if *e == exit && message.contains(words))
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_good_canary_steps_pauses_bakes_and_finishes() {
+#[test]
+fn a_good_canary_steps_pauses_bakes_and_finishes() {
     let mut machine = canary("1", Pause::For(Duration::from_secs(2)), Some(3), false);
     let mut steps = to_first_step();
     steps.extend([
@@ -139,11 +140,11 @@ async fn a_good_canary_steps_pauses_bakes_and_finishes() {
             "exit 0",
         ),
     ]);
-    run_ms(&mut machine, steps).await;
+    run_ms(&mut machine, steps);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failed_check_or_an_abort_rolls_back_naming_why() {
+#[test]
+fn a_failed_check_or_an_abort_rolls_back_naming_why() {
     type Case = (&'static str, Vec<(u64, Input, &'static str)>, &'static str);
     let cases: Vec<Case> = vec![
         (
@@ -214,8 +215,8 @@ async fn a_failed_check_or_an_abort_rolls_back_naming_why() {
         let mut steps = to_first_step();
         steps[2].2 = "analyze +cmd (reset)";
         steps.extend(extra);
-        run_ms(&mut machine, steps).await;
-        let finish = machine.handle(Input::Done, Instant::now());
+        run_ms(&mut machine, steps);
+        let finish = machine.handle(Input::Done, now());
         // A signal rolls back too, and exits as interrupted.
         let exit = if name.starts_with("Ctrl-C") {
             Exit::Interrupted
@@ -226,8 +227,8 @@ async fn a_failed_check_or_an_abort_rolls_back_naming_why() {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_manual_pause_waits_for_promote() {
+#[test]
+fn a_manual_pause_waits_for_promote() {
     let mut machine = canary("1,100%", Pause::Manual, None, false);
     let mut steps = to_first_step();
     steps.extend([
@@ -246,12 +247,12 @@ async fn a_manual_pause_waits_for_promote() {
         // Step 2 of 2 (all new next to all old, the 50/50 stage) waits too, then retires.
         (0, asked(Control::Promote), "retire a1,a2"),
     ]);
-    run_ms(&mut machine, steps).await;
-    assert_eq!(machine.standing(Instant::now()), None);
+    run_ms(&mut machine, steps);
+    assert_eq!(machine.standing(now()), None);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failed_bake_starts_the_old_containers_again() {
+#[test]
+fn a_failed_bake_starts_the_old_containers_again() {
     let mut machine = canary("1", Pause::For(Duration::from_secs(1)), Some(60), false);
     let mut steps = to_first_step();
     steps.extend([
@@ -281,22 +282,22 @@ async fn a_failed_bake_starts_the_old_containers_again() {
             "rollback keeping a1,a2",
         ),
     ]);
-    run_ms(&mut machine, steps).await;
-    let finish = machine.handle(Input::Done, Instant::now());
+    run_ms(&mut machine, steps);
+    let finish = machine.handle(Input::Done, now());
     assert!(
         finished_with(&finish, Exit::RolledBack, "into the bake"),
         "{finish:?}"
     );
-    let standing = machine.standing(Instant::now());
+    let standing = machine.standing(now());
     assert_eq!(standing, None, "the bake window is closed");
 }
 
-#[tokio::test(start_paused = true)]
-async fn standing_tells_the_step_and_the_expected_share() {
+#[test]
+fn standing_tells_the_step_and_the_expected_share() {
     let mut machine = canary("1", Pause::Manual, None, false);
-    run_ms(&mut machine, to_first_step()).await;
-    advance(Duration::from_secs(4)).await;
-    let standing = machine.standing(Instant::now()).unwrap();
+    run_ms(&mut machine, to_first_step());
+    pass(Duration::from_secs(4));
+    let standing = machine.standing(now()).unwrap();
     assert_eq!(
         (
             standing.stage.as_str(),
@@ -314,8 +315,8 @@ async fn standing_tells_the_step_and_the_expected_share() {
 
 /// With a proxy adapter, a failed bake waits until the proxy routes to the restarted old
 /// containers before it drains the new ones.
-#[tokio::test(start_paused = true)]
-async fn a_failed_bake_waits_for_the_proxy_to_route_to_the_old_containers_again() {
+#[test]
+fn a_failed_bake_waits_for_the_proxy_to_route_to_the_old_containers_again() {
     let mut plan = plan(&["a1"], 1);
     let policy = Canary {
         steps: Vec::new(),
@@ -374,6 +375,5 @@ async fn a_failed_bake_waits_for_the_proxy_to_route_to_the_old_containers_again(
             (0, serving(&["b1"]), "ask proxy [a1] until 31.5s"),
             (500, serving(&["a1", "b1"]), "pre-stop b1"),
         ],
-    )
-    .await;
+    );
 }

@@ -112,8 +112,14 @@ pub struct Cli {
     pub max_failure_ratio: Option<f64>,
 
     /// Stop and remove the project's containers whose service is no longer in the compose file,
-    /// once the rollouts succeeded.
-    #[arg(long, help_heading = "Rollout")]
+    /// once the rollouts succeeded. Compose's own `COMPOSE_REMOVE_ORPHANS` asks for this too
+    /// (Compose itself would remove them during the scale, before anything is known to work).
+    #[arg(
+        long,
+        env = "COMPOSE_REMOVE_ORPHANS",
+        value_parser = compose_bool,
+        help_heading = "Rollout"
+    )]
     pub remove_orphans: bool,
 
     /// Progressive delivery (`crate::canary`): --steps, --step-pause, --probe, --bake, ….
@@ -203,6 +209,15 @@ fn template(text: &str) -> Result<Template, String> {
 
 fn ratio(text: &str) -> Result<f64, String> {
     crate::model::policy::parse_ratio(text)
+}
+
+/// A boolean in Compose's environment, read the way Compose reads it: `1`, `t` or `true` (any
+/// case) is true, anything else false, so a value Compose accepts never stops this tool.
+fn compose_bool(text: &str) -> Result<bool, String> {
+    Ok(matches!(
+        text.to_ascii_lowercase().as_str(),
+        "1" | "t" | "true"
+    ))
 }
 
 impl ValueEnum for Order {
@@ -438,6 +453,21 @@ mod tests {
         let flags = none.flag_settings();
         assert_eq!((flags.parallelism, flags.order), (None, None));
         assert!(!none.remove_orphans);
+    }
+
+    #[test]
+    fn compose_remove_orphans_in_the_environment_reads_as_compose_reads_it() {
+        for (value, expected) in [
+            ("1", true),
+            ("True", true),
+            ("t", true),
+            ("0", false),
+            ("no", false),
+            ("", false),
+            ("yes", false),
+        ] {
+            assert_eq!(compose_bool(value), Ok(expected), "{value:?}");
+        }
     }
 
     #[test]

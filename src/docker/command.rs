@@ -94,6 +94,9 @@ impl Globals {
             Endpoint::Current => (vec![], vec!["DOCKER_HOST", "DOCKER_CONTEXT"]),
         };
         let mut env = ChildEnv { set, removed };
+        // `compose up --scale` would remove the project's orphans at once; the tool does it
+        // itself, after the rollouts succeeded (`--remove-orphans`, which this variable sets).
+        env.removed.push("COMPOSE_REMOVE_ORPHANS");
         let flags = &self.flags;
         if let Some(config) = &flags.config {
             env.set.push(("DOCKER_CONFIG", config.clone()));

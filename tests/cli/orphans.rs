@@ -67,6 +67,37 @@ fn remove_orphans_stops_and_removes_them_after_the_rollout() {
     assert_eq!(event["containers"][0]["service"], "old");
 }
 
+/// Compose's own variable asks for the same, the tool's way: Compose never sees it, so its scale
+/// does not remove them before anything is known to work.
+#[test]
+fn compose_remove_orphans_removes_them_after_the_rollout_never_during_the_scale() {
+    let world = quick().orphan(ORPHAN, "old");
+    let mut command = world.command(&["web"]);
+    command.env("COMPOSE_REMOVE_ORPHANS", "1");
+    let run = world.spawn(command).finish();
+    run.assert_exit(0).assert_stderr("stopped and removed");
+    assert_eq!(
+        run.mutating().last(),
+        Some(&format!("rm -- {ORPHAN}")),
+        "{run}"
+    );
+    for call in &run.calls {
+        assert_eq!(
+            call.env.get("COMPOSE_REMOVE_ORPHANS"),
+            None,
+            "{call:?}\n{run}"
+        );
+    }
+
+    let failing = Scenario::new()
+        .looks(NEW, &[("running", Some("unhealthy"))])
+        .orphan(ORPHAN, "old");
+    let mut command = failing.command(&["web"]);
+    command.env("COMPOSE_REMOVE_ORPHANS", "true");
+    let run = failing.spawn(command).finish();
+    run.assert_exit(1).assert_untouched(&[ORPHAN, OLD]);
+}
+
 #[test]
 fn orphans_stay_when_the_rollout_fails() {
     let run = Scenario::new()

@@ -162,7 +162,11 @@ fn log(args: &[String], prog: &str) {
     let line = json!({
         "prog": prog,
         "args": args,
-        "env": { "DOCKER_HOST": env("DOCKER_HOST"), "DOCKER_CONTEXT": env("DOCKER_CONTEXT") },
+        "env": {
+            "DOCKER_HOST": env("DOCKER_HOST"),
+            "DOCKER_CONTEXT": env("DOCKER_CONTEXT"),
+            "COMPOSE_REMOVE_ORPHANS": env("COMPOSE_REMOVE_ORPHANS"),
+        },
     });
     let mut file = OpenOptions::new()
         .create(true)

@@ -19,6 +19,8 @@ pub enum Exit {
     Usage,
     /// The rollout failed and cleanup is incomplete: the output says what is left.
     Incomplete,
+    /// The terminal hung up (SIGHUP), after rolling back.
+    HungUp,
     /// Interrupted by SIGINT, after rolling back.
     Interrupted,
     /// Interrupted by SIGTERM, after rolling back.
@@ -27,12 +29,13 @@ pub enum Exit {
 
 impl Exit {
     /// Every variant, in the order of the table.
-    pub const ALL: [Exit; 7] = [
+    pub const ALL: [Exit; 8] = [
         Exit::Done,
         Exit::RolledBack,
         Exit::Partial,
         Exit::Usage,
         Exit::Incomplete,
+        Exit::HungUp,
         Exit::Interrupted,
         Exit::Terminated,
     ];
@@ -43,6 +46,7 @@ impl Exit {
             Exit::RolledBack | Exit::Partial => 1,
             Exit::Usage => 2,
             Exit::Incomplete => 3,
+            Exit::HungUp => 129,
             Exit::Interrupted => 130,
             Exit::Terminated => 143,
         }
@@ -64,6 +68,7 @@ impl Exit {
                 "failed and cleanup is incomplete: the output says exactly what is left and the \
                  command that fixes it"
             }
+            Exit::HungUp => "the terminal hung up (SIGHUP), after rolling back",
             Exit::Interrupted => "interrupted by SIGINT, after rolling back",
             Exit::Terminated => "terminated by SIGTERM, after rolling back",
         }
@@ -164,6 +169,7 @@ mod tests {
                 | Exit::Partial
                 | Exit::Usage
                 | Exit::Incomplete
+                | Exit::HungUp
                 | Exit::Interrupted
                 | Exit::Terminated => assert!(!seen.contains(&exit), "{exit:?} twice"),
             }
@@ -171,7 +177,7 @@ mod tests {
         }
         let codes: Vec<u8> = Exit::table().iter().map(|(code, _)| *code).collect();
         assert!(codes.is_sorted(), "{codes:?}");
-        assert_eq!(codes, [0, 1, 2, 3, 130, 143]);
+        assert_eq!(codes, [0, 1, 2, 3, 129, 130, 143]);
     }
 
     #[test]

@@ -46,10 +46,15 @@ impl Interrupts {
             sender,
             first: first.clone(),
         };
-        for (kind, meaning) in [
+        let mut kinds = vec![
             (SignalKind::interrupt(), Signal::Interrupt),
             (SignalKind::terminate(), Signal::Terminate),
-        ] {
+        ];
+        // Under `nohup` the user asked to outlive the terminal: a handler would undo that.
+        if !hangup_ignored() {
+            kinds.push((SignalKind::hangup(), Signal::HangUp));
+        }
+        for (kind, meaning) in kinds {
             let mut stream = signal(kind)?;
             let deliver = deliver.clone();
             tokio::spawn(async move {
@@ -74,6 +79,20 @@ impl Interrupts {
     pub fn pending(&mut self) -> Option<Signal> {
         self.receiver.try_recv().ok()
     }
+}
+
+/// Whether this process was started with SIGHUP ignored (`nohup`), as Linux tells in
+/// `/proc/self/status` (`SigIgn`, a hex mask whose lowest bit is signal 1). Elsewhere: no.
+fn hangup_ignored() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| ignores_hangup(&status))
+}
+
+fn ignores_hangup(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & 1 == 1)
 }
 
 /// The CLI holds the other end and closes it when it got SIGINT or SIGTERM without a terminal.
@@ -123,4 +142,22 @@ fn watch_plugin_socket(name: String, deliver: Deliver) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ignores_hangup;
+
+    #[test]
+    fn nohup_is_read_off_the_ignored_signal_mask() {
+        let status = |mask: &str| {
+            format!(
+                "Name:\tdocker-reroll\nSigBlk:\t0000000000000000\nSigIgn:\t{mask}\nSigCgt:\t0\n"
+            )
+        };
+        assert!(ignores_hangup(&status("0000000000000001")));
+        assert!(ignores_hangup(&status("0000000000001001")));
+        assert!(!ignores_hangup(&status("0000000000001000")));
+        assert!(!ignores_hangup("Name:\tx\n"));
+    }
 }

@@ -646,6 +646,40 @@ fn sigterm_during_the_health_wait_rolls_back_and_exits_143() {
     interrupted_during_the_health_wait("TERM", 143);
 }
 
+#[test]
+fn sighup_during_the_health_wait_rolls_back_and_exits_129() {
+    interrupted_during_the_health_wait("HUP", 129);
+}
+
+/// Under `nohup` the user asked the run to outlive the terminal: SIGHUP stays ignored, and the run
+/// ends as it would have (here: the new container is not healthy in time).
+#[test]
+fn under_nohup_a_hangup_changes_nothing() {
+    let world = stuck();
+    let tool = world.command(&["--healthcheck-timeout", "3s", "web"]);
+    let mut command = std::process::Command::new("/usr/bin/nohup");
+    command.arg(tool.get_program()).args(tool.get_args());
+    command
+        .current_dir(tool.get_current_dir().unwrap())
+        .env_clear();
+    for (name, value) in tool.get_envs() {
+        if let Some(value) = value {
+            command.env(name, value);
+        }
+    }
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut running = world.spawn(command);
+    running.wait_for_calls(&format!("inspect --type container -- {NEW}"), 2);
+    running.signal("HUP");
+    let run = running.finish();
+    run.assert_exit(1)
+        .assert_stderr("not healthy in time")
+        .assert_untouched(&[OLD]);
+}
+
 /// Runs a rollout whose old container never drains, signalled once the pre-stop command ran.
 fn signalled_while_draining(signals: &[&str]) -> scenario::Run {
     let world = quick();

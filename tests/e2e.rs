@@ -27,7 +27,7 @@ use harness::scenario::{APP, Scenario, free_port};
 use harness::steps::{
     LOAD_LIMIT, ROLL_LIMIT, SETTLE, VERSION_B, assert_exit, assert_no_failures, assert_only_old,
     documented_args, documented_rollout_succeeds, interrupt_rolls_back, roll_counted,
-    roll_under_load, stack_args, strs, with_options, with_service,
+    roll_under_load, signal_rolls_back, stack_args, strs, with_options, with_service,
 };
 use harness::tool;
 
@@ -154,6 +154,19 @@ async fn interrupt_during_health_wait_rolls_back() {
     scenario.write_override(SLOW_START);
     // The new ones are `starting` for 6 s.
     interrupt_rolls_back(&scenario, &before, "sigint").await;
+}
+
+/// The terminal went away (an SSH session dropped) while the new containers start: SIGHUP to the
+/// whole process group, the `docker` children included, rolls back as SIGINT does.
+#[tokio::test]
+async fn hangup_during_health_wait_rolls_back() {
+    let Some(_machine) = begin().await else {
+        return;
+    };
+    let scenario = Scenario::start("haproxy", "sighup", 2).await;
+    let before = scenario.app_containers().await;
+    scenario.write_override(SLOW_START);
+    signal_rolls_back(&scenario, &before, "sighup", ("HUP", 129)).await;
 }
 
 /// Rolls `release` on `replicas` under load, kills the tool (-9) once the service has `kill_at`

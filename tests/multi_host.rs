@@ -902,7 +902,7 @@ async fn an_interrupt_reaches_the_host_being_rolled_which_rolls_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    running.interrupt();
+    running.signal_group("INT");
     let finished = running.finish(ROLL_LIMIT).await;
     assert_exit(&finished, 130, "interrupted while the second host rolled");
     let table = hosts_finish(&finished);

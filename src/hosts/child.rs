@@ -82,6 +82,7 @@ pub async fn run_child(
                 let name = match signal {
                     Signal::Interrupt => "-INT",
                     Signal::Terminate => "-TERM",
+                    Signal::HangUp => "-HUP",
                 };
                 let _ = std::process::Command::new("kill")
                     .args([name, "--", &pid.to_string()])

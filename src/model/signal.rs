@@ -7,6 +7,8 @@ use crate::exit::Exit;
 pub enum Signal {
     Interrupt,
     Terminate,
+    /// The terminal went away (an SSH session dropped, a CI runner closed it).
+    HangUp,
 }
 
 impl Signal {
@@ -15,6 +17,7 @@ impl Signal {
         match self {
             Signal::Interrupt => Exit::Interrupted,
             Signal::Terminate => Exit::Terminated,
+            Signal::HangUp => Exit::HungUp,
         }
     }
 }

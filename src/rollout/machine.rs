@@ -929,6 +929,7 @@ fn interruption(signal: Signal) -> String {
     match signal {
         Signal::Interrupt => "interrupted (SIGINT)".into(),
         Signal::Terminate => "terminated (SIGTERM)".into(),
+        Signal::HangUp => "the terminal hung up (SIGHUP)".into(),
     }
 }
 

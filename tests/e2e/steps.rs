@@ -130,6 +130,17 @@ pub fn with_service(documented: &[String], service: &str) -> Vec<String> {
 /// Ctrl-C while the new containers of a slow release (written as the scenario's override) are
 /// still `starting`, under load: exit 130, no failed request, the old containers untouched.
 pub async fn interrupt_rolls_back(scenario: &Scenario, before: &[Container], what: &str) {
+    signal_rolls_back(scenario, before, what, ("INT", 130)).await;
+}
+
+/// Like `interrupt_rolls_back`, with another signal to the tool's process group and the exit code
+/// it must end with.
+pub async fn signal_rolls_back(
+    scenario: &Scenario,
+    before: &[Container],
+    what: &str,
+    (signal, code): (&str, i32),
+) {
     let args = documented_args(scenario);
     let load = Load::start(scenario.addr(), LOAD_LIMIT);
     tokio::time::sleep(SETTLE).await;
@@ -139,7 +150,7 @@ pub async fn interrupt_rolls_back(scenario: &Scenario, before: &[Container], wha
     let all = before.len() * 2;
     containers::wait_for_count(&scenario.project, APP, all, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    running.interrupt();
+    running.signal_group(signal);
     let finished = running.finish(Duration::from_secs(60)).await;
     tokio::time::sleep(SETTLE).await;
     let tally = load.stop().await;
@@ -148,7 +159,7 @@ pub async fn interrupt_rolls_back(scenario: &Scenario, before: &[Container], wha
         "{what}: tool {:.1}s; load: {tally}",
         finished.elapsed.as_secs_f64()
     ));
-    assert_exit(&finished, 130, what);
+    assert_exit(&finished, code, what);
     assert_no_failures(scenario, &tally, what).await;
     assert_only_old(before, &scenario.app_containers().await);
 }

@@ -35,9 +35,10 @@ pub fn spawn(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Running {
 }
 
 impl Running {
-    /// Ctrl-C in a terminal: SIGINT to the whole foreground process group.
-    pub fn interrupt(&self) {
-        cmd::send_signal(-self.pid, "INT");
+    /// A signal to the tool's whole process group, as a terminal sends it: `INT` for Ctrl-C, `HUP`
+    /// when it hangs up.
+    pub fn signal_group(&self, signal: &str) {
+        cmd::send_signal(-self.pid, signal);
     }
 
     /// A crash: SIGKILL to the tool alone; whatever it started is left running.

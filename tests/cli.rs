@@ -152,6 +152,20 @@ fn a_first_deploy_scales_to_the_configured_replicas_and_retires_nothing() {
     assert_eq!(run.mutating(), [up(2)], "{run}");
 }
 
+/// The service runs in a Swarm stack of the project's name: Compose would start it a second time.
+#[test]
+fn a_service_that_runs_in_a_swarm_stack_is_refused_without_swarm() {
+    let run = Scenario::empty()
+        .rule(
+            on("service ls --filter label=com.docker.stack.namespace=shop")
+                .stdout("shop_web\t2/2\n"),
+        )
+        .creates(NEW, 1, &[HEALTHY])
+        .run(&["web"]);
+    run.assert_refused("Swarm service 'shop_web'", "--swarm");
+    assert!(run.mutating().is_empty(), "{run}");
+}
+
 #[test]
 fn stopped_leftovers_are_removed_before_the_scale() {
     let run = quick()

@@ -782,6 +782,27 @@ async fn swarm_updates_a_stack_under_load_and_rolls_back_a_bad_image() {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     wait_until_served(addr).await;
 
+    // Without --swarm, Compose would start the service a second time beside Swarm's.
+    let env = [("DOCKER_HOST", engine.host.as_str())];
+    let args = ["-p", project.as_str(), "-f", "stack.yaml", "app"];
+    let refused = tool::run(dir.path(), &args, &env, ROLL_LIMIT).await;
+    assert_exit(&refused, 2, "a Swarm service rolled without --swarm");
+    assert!(
+        refused.stderr.contains("--swarm"),
+        "{}",
+        refused.transcript()
+    );
+    let compose_made = engine
+        .docker_ok(&[
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ])
+        .await;
+    assert_eq!(compose_made.trim(), "", "Compose containers beside Swarm's");
+
     let roll = |version: &'static str, release: &'static [&'static str]| {
         let dir = dir.path().to_owned();
         let project = project.clone();

@@ -77,7 +77,8 @@ pub fn main() -> ExitCode {
             let first = first.trim_start_matches("error: ");
             let _ = writeln!(
                 std::io::stderr(),
-                "docker-reroll: error: {first} (see docker-reroll --help)"
+                "docker-reroll: error: {first}{} (see docker-reroll --help)",
+                from_the_environment(&error)
             );
             return ExitCode::from(Exit::Usage.code());
         }
@@ -122,6 +123,40 @@ pub fn main() -> ExitCode {
     // Don't wait for helper tasks (the event stream) to wind down.
     runtime.shutdown_background();
     ExitCode::from(exit.code())
+}
+
+/// A bad value that came from an environment variable, not the command line, names the variable:
+/// otherwise the message points at a flag the user never typed.
+fn from_the_environment(error: &clap::Error) -> String {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return String::new();
+    };
+    let long = arg
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("--");
+    let command = cli::Cli::command();
+    let Some(name) = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+    else {
+        return String::new();
+    };
+    let given = std::env::args_os().any(|a| {
+        a.to_str()
+            .is_some_and(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")))
+    });
+    if given || std::env::var_os(name).is_none() {
+        return String::new();
+    }
+    format!(
+        "; it comes from the environment variable {}: fix or unset it",
+        name.to_string_lossy()
+    )
 }
 
 fn init_tracing(verbose: u8) {

@@ -533,6 +533,26 @@ fn without_flags_docker_host_wins_over_docker_context_for_every_call() {
     }
 }
 
+/// A bad value from the environment names the variable, not only the flag the user never typed.
+#[test]
+fn a_bad_value_from_the_environment_names_the_variable() {
+    let world = Scenario::new();
+    let mut command = world.command(&["web"]);
+    command.env("DOCKER_REROLL_ENGINE", "bogus");
+    let run = world.spawn(command).finish();
+    run.assert_exit(2)
+        .assert_stderr("invalid value 'bogus' for '--engine <ENGINE>'")
+        .assert_stderr("environment variable DOCKER_REROLL_ENGINE: fix or unset it");
+    assert_eq!(run.stderr.lines().count(), 1, "{run}");
+    assert!(run.calls.is_empty(), "{run}");
+
+    let mut command = world.command(&["--engine", "nope", "web"]);
+    command.env("DOCKER_REROLL_ENGINE", "bogus");
+    let run = world.spawn(command).finish();
+    run.assert_exit(2).assert_stderr("invalid value 'nope'");
+    assert!(!run.stderr.contains("environment variable"), "{run}");
+}
+
 #[test]
 fn refuses_both_host_and_context_as_docker_does() {
     let run = Scenario::new().run(&["-H", "unix:///s", "--context", "prod", "web"]);

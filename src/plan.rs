@@ -54,6 +54,8 @@ pub struct Plan {
     /// The batches, in order; one when everything is replaced at once.
     pub batches: Vec<Batch>,
     pub order: Order,
+    /// `network_mode: host`: old and new containers share the host's ports.
+    pub host_network: bool,
     /// The most containers of the service running at any moment.
     pub peak: u32,
     /// How an interrupted earlier run was recognised, if one was.
@@ -105,6 +107,7 @@ pub fn plan(snapshot: &Snapshot) -> Result<Plan, String> {
         order,
         peak,
         recovery,
+        host_network: snapshot.config.host_network,
     })
 }
 

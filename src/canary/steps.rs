@@ -81,6 +81,7 @@ mod tests {
             order: Order::StartFirst,
             peak: 0,
             recovery: None,
+            host_network: false,
         }
     }
 

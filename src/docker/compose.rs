@@ -20,6 +20,7 @@ struct RawService {
     container_name: Option<String>,
     #[serde(default)]
     ports: Option<Vec<RawPort>>,
+    network_mode: Option<String>,
     deploy: Option<RawDeploy>,
     scale: Option<u32>,
     image: Option<String>,
@@ -105,6 +106,7 @@ pub fn parse_config(json: &str) -> Result<ProjectConfig, serde_json::Error> {
             let config = ServiceConfig {
                 container_name: service.container_name.filter(|n| !n.is_empty()),
                 published_ports,
+                host_network: service.network_mode.as_deref() == Some("host"),
                 replicas: replicas.or(service.scale),
                 image: service.image.filter(|i| !i.is_empty()),
                 depends_on: service.depends_on.unwrap_or_default().into_keys().collect(),
@@ -195,7 +197,8 @@ mod tests {
             "web": {"image": "x", "ports": [{"target": 80, "published": "8080"}, {"target": 81},
                                             {"target": 82, "published": "9000-9005"}],
                     "deploy": {"replicas": 3}},
-            "worker": {"image": "y", "container_name": "the-worker", "ports": null}}}"#;
+            "worker": {"image": "y", "container_name": "the-worker", "ports": null,
+                       "network_mode": "host"}}}"#;
         let config = parse_config(json).unwrap();
         assert_eq!(config.name, "demo");
         let web = &config.services["web"];
@@ -205,6 +208,7 @@ mod tests {
             config.services["worker"].container_name.as_deref(),
             Some("the-worker")
         );
+        assert!(config.services["worker"].host_network && !web.host_network);
     }
 
     #[test]

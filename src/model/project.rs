@@ -12,6 +12,8 @@ pub struct ServiceConfig {
     pub container_name: Option<String>,
     /// Published host ports, as Compose resolved them (`"8080"`, `"9000-9005"`).
     pub published_ports: Vec<String>,
+    /// `network_mode: host`: its containers share the host's ports, whatever they listen on.
+    pub host_network: bool,
     pub replicas: Option<u32>,
     /// The image reference, when the file names one (a `build:`-only service has none).
     pub image: Option<String>,

@@ -137,6 +137,18 @@ impl Machine {
                             .into(),
                     ));
                 }
+                if self.plan.host_network
+                    && self.plan.order == Order::StartFirst
+                    && !self.plan.is_first_deploy()
+                {
+                    self.notes.push(Note::Warning(
+                        "network_mode host: the new containers share the host's ports with the old \
+                         ones, so a service that listens on a fixed port cannot start beside them \
+                         (the rollout then rolls back); give it order stop-first \
+                         (--order stop-first) if it does"
+                            .into(),
+                    ));
+                }
                 let leftovers: Vec<String> =
                     self.plan.leftovers.iter().map(|c| c.id.clone()).collect();
                 if leftovers.is_empty() {

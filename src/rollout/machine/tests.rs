@@ -424,6 +424,28 @@ fn past_the_pre_stop_the_rollout_finishes() {
     );
 }
 
+/// A host-network service shares the host's ports: starting first only works if it listens on
+/// none, so the user hears about it before anything starts, and not on a first deploy.
+#[test]
+fn a_host_network_service_started_first_is_warned_about() {
+    let host_network = |old: &[&str]| {
+        let mut plan = plan(old, 1);
+        plan.host_network = true;
+        Machine::new(plan, Settings::default())
+    };
+    let mut machine = host_network(&["a1"]);
+    run(&mut machine, vec![(0, Input::Begin, "scale 2")]);
+    let notes = format!("{:?}", machine.take_notes());
+    assert!(
+        notes.contains("network_mode host") && notes.contains("--order stop-first"),
+        "{notes}"
+    );
+
+    let mut first = host_network(&[]);
+    run(&mut first, vec![(0, Input::Begin, "scale 1")]);
+    assert!(!format!("{:?}", first.take_notes()).contains("network_mode"));
+}
+
 #[test]
 fn a_failed_pre_stop_is_not_waited_on() {
     let settings = drain_settings();

@@ -70,6 +70,30 @@ impl Plan {
     pub fn is_first_deploy(&self) -> bool {
         self.retire.is_empty()
     }
+
+    /// What the user should know before anything starts; `--dry-run` says it too.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.is_first_deploy() {
+            return warnings;
+        }
+        if self.order == Order::StopFirst {
+            warnings.push(
+                "order stop-first: old containers stop before their replacements start, so the \
+                 service has a gap (fewer or no containers serving) in each batch"
+                    .to_owned(),
+            );
+        }
+        if self.host_network && self.order == Order::StartFirst {
+            warnings.push(
+                "network_mode host: the new containers share the host's ports with the old ones, \
+                 so a service that listens on a fixed port cannot start beside them (the rollout \
+                 then rolls back); give it order stop-first (--order stop-first) if it does"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
 }
 
 pub fn plan(snapshot: &Snapshot) -> Result<Plan, String> {

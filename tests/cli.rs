@@ -1006,6 +1006,20 @@ fn a_dry_run_prints_the_plan_and_changes_nothing() {
         .assert_stderr("scale web to 2 containers, creating 1 new one(s)")
         .assert_stderr("drain and retire");
     assert!(run.mutating().is_empty(), "{run}");
+    assert!(!run.stderr.contains("warning"), "{run}");
+
+    // What a rollout would warn about first, a dry run says too.
+    let run = Scenario::new()
+        .web_config("network_mode", json!("host"))
+        .run(&["--dry-run", "web"]);
+    run.assert_exit(0).assert_stderr(
+        "warning: network_mode host: the new containers share the host's ports with the old ones",
+    );
+    let run = Scenario::new().run(&["--dry-run", "--order", "stop-first", "web"]);
+    run.assert_exit(0).assert_stderr(
+        "warning: order stop-first: old containers stop before their replacements start",
+    );
+    assert!(run.mutating().is_empty(), "{run}");
 }
 
 #[test]

@@ -130,25 +130,8 @@ impl Machine {
         }
         match (self.phase, input) {
             (Phase::Cleanup, Input::Begin) => {
-                if self.plan.order == Order::StopFirst && !self.plan.is_first_deploy() {
-                    self.notes.push(Note::Warning(
-                        "order stop-first: old containers stop before their replacements start, \
-                         so the service has a gap (fewer or no containers serving) in each batch"
-                            .into(),
-                    ));
-                }
-                if self.plan.host_network
-                    && self.plan.order == Order::StartFirst
-                    && !self.plan.is_first_deploy()
-                {
-                    self.notes.push(Note::Warning(
-                        "network_mode host: the new containers share the host's ports with the old \
-                         ones, so a service that listens on a fixed port cannot start beside them \
-                         (the rollout then rolls back); give it order stop-first \
-                         (--order stop-first) if it does"
-                            .into(),
-                    ));
-                }
+                let warnings = self.plan.warnings().into_iter().map(Note::Warning);
+                self.notes.extend(warnings);
                 let leftovers: Vec<String> =
                     self.plan.leftovers.iter().map(|c| c.id.clone()).collect();
                 if leftovers.is_empty() {

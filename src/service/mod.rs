@@ -136,6 +136,9 @@ impl<'a> ServiceRollout<'a> {
     pub fn show_dry_run(&self, plan: &Plan, reporter: &Reporter) {
         reporter.plan(self.service, self.project, plan);
         reporter.settings(self.service, &self.resolved.sources);
+        for warning in plan.warnings() {
+            reporter.warning(&warning);
+        }
     }
 
     /// Read → plan → apply, for one service whose lock the caller holds.

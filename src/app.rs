@@ -10,7 +10,8 @@ use crate::orphans::Orphans;
 use crate::report::Reporter;
 use crate::service::ServiceRollout;
 use crate::service::project::{
-    fall_back_to_standalone_compose, follow_engine_key, lock, read_config, service_config,
+    fall_back_to_standalone_compose, follow_engine_key, lock, read_config, refuse_swarm_services,
+    service_config,
 };
 use crate::service_settings::{ServiceSettings, service_settings};
 
@@ -159,6 +160,9 @@ async fn roll_named(
     };
     let (containers, orphans) = tokio::join!(containers, orphans);
     let (containers, orphans) = (containers?, orphans?);
+    if containers.is_empty() {
+        refuse_swarm_services(docker, &project, &[service]).await?;
+    }
     let mut rollout = ServiceRollout::named(
         docker,
         &config,

@@ -76,9 +76,6 @@ impl<'a> ServiceRollout<'a> {
         state: &StateDir,
         containers: Vec<Container>,
     ) -> Result<(Snapshot, Plan), Failure> {
-        if containers.is_empty() {
-            self.refuse_a_swarm_service().await?;
-        }
         let config_hash = current_hash(
             self.docker,
             self.service,
@@ -104,32 +101,6 @@ impl<'a> ServiceRollout<'a> {
             crate::canary::steps::apply(&mut plan, &canary.steps);
         }
         Ok((snapshot, plan))
-    }
-
-    /// No container of the service: a first deploy, unless it runs as a service of a Swarm stack
-    /// of the project's name (`docker stack deploy`), which Compose would start a second time
-    /// beside it. An engine that is no Swarm manager (or Podman) has no such service.
-    async fn refuse_a_swarm_service(&self) -> Result<(), Failure> {
-        let Ok(listed) = self
-            .docker
-            .run(self.docker.stack_replicas(self.project))
-            .await
-        else {
-            return Ok(());
-        };
-        let name = format!("{}_{}", self.project, self.service);
-        if listed
-            .stdout
-            .lines()
-            .any(|line| line.split('\t').next() == Some(&name))
-        {
-            return Err(Failure::usage(format!(
-                "service '{}' has no Compose container but runs as Swarm service '{name}' \
-                 (docker stack deploy): roll it with --swarm",
-                self.service
-            )));
-        }
-        Ok(())
     }
 
     /// `--dry-run`'s account of the service: the plan and the settings it would run with.

@@ -25,6 +25,37 @@ pub fn follow_engine_key<'a>(
     crate::engine::follow_x_reroll(asked, docker).map_err(Failure::usage)
 }
 
+/// Services with no Compose container would be a first deploy, unless the engine runs them in a
+/// Swarm stack of the project's name (`docker stack deploy`): Compose would then start a second
+/// copy beside Swarm's. One listing for all of them; none when every service has containers. An
+/// engine that is no Swarm manager (or Podman) has no such service.
+pub async fn refuse_swarm_services(
+    docker: &Docker,
+    project: &str,
+    without_containers: &[&str],
+) -> Result<(), Failure> {
+    if without_containers.is_empty() {
+        return Ok(());
+    }
+    let Ok(listed) = docker.run(docker.stack_replicas(project)).await else {
+        return Ok(());
+    };
+    let in_swarm = |service: &str| {
+        let name = format!("{project}_{service}");
+        listed
+            .stdout
+            .lines()
+            .any(|line| line.split('\t').next() == Some(name.as_str()))
+    };
+    match without_containers.iter().copied().find(|s| in_swarm(s)) {
+        Some(service) => Err(Failure::usage(format!(
+            "service '{service}' has no Compose container but runs as Swarm service \
+             '{project}_{service}' (docker stack deploy): roll it with --swarm"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Was it Compose that is missing, or the project that is wrong?
 pub async fn fall_back_to_standalone_compose(
     docker: &mut Docker,

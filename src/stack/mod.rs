@@ -22,7 +22,9 @@ use crate::model::project::ProjectConfig;
 use crate::orphans::Orphans;
 use crate::report::{Reporter, StackOutcome};
 use crate::service::ServiceRollout;
-use crate::service::project::{follow_engine_key, lock, read_project, service_config};
+use crate::service::project::{
+    follow_engine_key, lock, read_project, refuse_swarm_services, service_config,
+};
 use crate::service_settings::{ServiceSettings, service_settings};
 use change::{Verdict, detect};
 use order::rollout_order;
@@ -96,6 +98,7 @@ pub async fn run(
     let (hashes, images) = tokio::join!(config_hashes(docker), image_ids(docker, &config));
     let hashes = hashes?;
     let mut decided = Vec::new();
+    let mut without_containers = Vec::new();
     for service in &order {
         let service_config = service_config(&config, service)?;
         let Some((skip, resolved)) = settings.remove(service) else {
@@ -109,6 +112,9 @@ pub async fn run(
             reporter.warning(&note);
         }
         let containers = list(docker, project, service).await?;
+        if containers.is_empty() {
+            without_containers.push(service.as_str());
+        }
         let image = images.get(service).unwrap_or(&ImageId::Unknown);
         let hash = hashes.get(service).map(String::as_str);
         match (
@@ -150,6 +156,7 @@ pub async fn run(
             _lock: lock,
         });
     }
+    refuse_swarm_services(docker, project, &without_containers).await?;
     let orphans = Orphans::find(docker, &config, cli.remove_orphans).await?;
     if cli.dry_run {
         return Ok(orphans

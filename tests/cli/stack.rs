@@ -41,6 +41,11 @@ fn inspected(id: &str, service: &str, hash: &str, health: &str) -> Value {
 
 /// The fake's script for these services (one `Scenario` carries it, as overrides).
 fn world(services: &[Service]) -> Scenario {
+    world_after(Scenario::empty(), services)
+}
+
+/// The same, after the rules `first` holds: theirs answer first.
+fn world_after(first: Scenario, services: &[Service]) -> Scenario {
     let mut config = json!({ "name": "shop", "services": {} });
     let mut hashes = String::new();
     let mut images = String::new();
@@ -88,7 +93,7 @@ fn world(services: &[Service]) -> Scenario {
     }
     rules.insert(0, on("image inspect").stdout(&images));
     rules.insert(0, on("compose config --hash").stdout(&hashes));
-    let mut scenario = Scenario::empty();
+    let mut scenario = first;
     for rule in rules {
         scenario = scenario.rule(rule);
     }
@@ -299,4 +304,36 @@ fn a_stack_rollout_says_it_ignores_a_services_canary_keys() {
         "service 'api': x-reroll steps, bake ignored in a stack rollout (rolled plainly): for its \
          canary, roll it alone with docker reroll api",
     );
+}
+
+/// Services with no Compose container that the engine runs in a Swarm stack of the project's
+/// name: refused before anything changes, with one `docker service ls` for the whole run.
+#[test]
+fn services_that_run_in_a_swarm_stack_are_refused_with_one_listing() {
+    let none = |service: &str| {
+        on(&format!(
+            "ps --all --quiet --no-trunc --filter label=com.docker.compose.project=shop \
+             --filter label=com.docker.compose.service={service}"
+        ))
+        .stdout("")
+    };
+    let swarm = |listed: &str| {
+        Scenario::empty()
+            .rule(on("service ls --filter label=com.docker.stack.namespace=shop").stdout(listed))
+            .rule(none("api"))
+            .rule(none("web"))
+    };
+    // Neither runs in Swarm: two first deploys, one listing.
+    let run = world_after(swarm("shop_other\t1/1\n"), &three()).run(&["--dry-run"]);
+    run.assert_exit(0);
+    assert_eq!(run.called("service ls").len(), 1, "{run}");
+
+    let run = world_after(swarm("shop_api\t1/1\nshop_web\t2/2\n"), &three()).run(&[]);
+    run.assert_exit(2)
+        .assert_stderr(
+            "error: service 'api' has no Compose container but runs as Swarm service 'shop_api'",
+        )
+        .assert_stderr("roll it with --swarm");
+    assert!(run.mutating().is_empty(), "{run}");
+    assert_eq!(run.called("service ls").len(), 1, "{run}");
 }

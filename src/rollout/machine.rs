@@ -805,7 +805,7 @@ impl Machine {
             }
             self.fleet.spared.extend(serving);
         }
-        if retreat.after() != After::NextBatch {
+        if action != FailureAction::Continue {
             self.failure = Some(why);
         }
         self.phase = Phase::Rollback;

@@ -152,10 +152,6 @@ impl Retreat {
         }
     }
 
-    pub fn after(&self) -> After {
-        self.after
-    }
-
     pub fn start(&mut self, ctx: &mut Ctx<'_>) -> Step {
         self.next_undo(ctx)
     }

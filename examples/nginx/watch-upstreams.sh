@@ -33,11 +33,19 @@ render() {
 render >"$conf.new" && mv "$conf.new" "$conf"
 [ "${1:-}" = once ] && exit 0
 
+# `loaded` is what nginx was last told to load. A reload can fail: the watcher starts before
+# nginx, which may have read the first file but not yet written its pid when the set first
+# changes. The file is then newer than nginx's configuration, so the reload is tried again
+# every round until nginx takes it, instead of waiting for the next change.
+loaded=yes
 while :; do
   sleep 0.5
   render >"$conf.new"
   if ! cmp -s "$conf.new" "$conf"; then
     mv "$conf.new" "$conf"
-    nginx -s reload
+    loaded=""
+  fi
+  if [ -z "$loaded" ] && [ -s /run/nginx.pid ] && nginx -s reload; then
+    loaded=yes
   fi
 done

@@ -315,7 +315,7 @@ fn an_unhealthy_new_container_rolls_back_at_once() {
     ]);
     run.assert_exit(1)
         .assert_stderr(&format!("new container {} is unhealthy", short(NEW)))
-        .assert_stderr("last health checks: \"check says unhealthy\"")
+        .assert_stderr("last health checks: \"exit 1: check says unhealthy\"")
         .assert_stderr("last log lines")
         .assert_untouched(&[OLD]);
     assert_eq!(run.called("rm"), [format!("rm --force -- {NEW}")], "{run}");

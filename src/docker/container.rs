@@ -79,6 +79,21 @@ struct InspectedHealth {
 struct InspectedCheck {
     #[serde(default)]
     output: String,
+    /// Absent in some engines' answers: then only the output is shown.
+    exit_code: Option<i64>,
+}
+
+impl InspectedCheck {
+    /// `exit 1: refused`; a check that printed nothing (`wget -q`) still says how it ended.
+    fn summary(&self) -> String {
+        let output = self.output.trim();
+        match (self.exit_code, output.is_empty()) {
+            (Some(code), true) => format!("exit {code}"),
+            (Some(code), false) => format!("exit {code}: {output}"),
+            (None, true) => "no output".to_owned(),
+            (None, false) => output.to_owned(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -134,7 +149,7 @@ impl From<Inspected> for Container {
                     let skip = log.len().saturating_sub(3);
                     log.iter()
                         .skip(skip)
-                        .map(|check| check.output.trim())
+                        .map(InspectedCheck::summary)
                         .collect::<Vec<_>>()
                         .join(" | ")
                 }),
@@ -212,7 +227,7 @@ mod tests {
     const INSPECT: &str = r#"[
       {"Id": "aaa111", "Name": "/shop-web-1", "Created": "2026-01-01T00:00:00Z", "Image": "sha256:1",
        "State": {"Status": "running", "ExitCode": 0,
-                 "Health": {"Status": "unhealthy", "Log": [{"Output": "ok"}, {"Output": "refused\n"}]}},
+                 "Health": {"Status": "unhealthy", "Log": [{"Output": "", "ExitCode": 0}, {"Output": "ok"}, {"Output": "refused\n", "ExitCode": 1}]}},
        "Config": {"Labels": {"com.docker.compose.config-hash": "h1", "com.docker.compose.container-number": "1"},
                   "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1000000000, "Retries": 2}},
        "NetworkSettings": {"Networks": {"shop_default": {"IPAddress": "172.20.0.3", "GlobalIPv6Address": ""},
@@ -235,7 +250,10 @@ mod tests {
             (State::Running, Health::Unhealthy)
         );
         assert_eq!(first.config_hash, "h1");
-        assert_eq!(first.last_check_output.as_deref(), Some("ok | refused"));
+        assert_eq!(
+            first.last_check_output.as_deref(),
+            Some("exit 0 | ok | exit 1: refused")
+        );
         let addresses: Vec<String> = first.addresses.iter().map(ToString::to_string).collect();
         assert_eq!(addresses, ["10.1.0.7", "172.20.0.3"]);
         let published: Vec<String> = first

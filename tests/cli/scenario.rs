@@ -83,8 +83,8 @@ pub fn container(id: &str, number: u32, hash: &str, status: &str, health: Option
         "com.docker.compose.container-number": number.to_string(),
     }});
     if let Some(health) = health {
-        state["Health"] =
-            json!({ "Status": health, "Log": [{ "Output": format!("check says {health}\n") }] });
+        let exit_code = i32::from(health == "unhealthy");
+        state["Health"] = json!({ "Status": health, "Log": [{ "Output": format!("check says {health}\n"), "ExitCode": exit_code }] });
         config["Healthcheck"] = json!({ "Test": ["CMD", "true"], "Interval": 1_000_000_000u64, "Timeout": 1_000_000_000u64, "Retries": 2 });
     }
     json!({

@@ -244,6 +244,13 @@ async fn nginx_that_never_routes_to_the_new_containers_rolls_back_without_failed
         "the report should show what nginx answered:\n{}",
         finished.transcript()
     );
+    // nginx never routed to them, and says so at once: the rollback must hear that answer,
+    // not wait out --proxy-timeout again and then claim nginx still routes to them.
+    assert!(
+        !finished.stderr.contains("removing them anyway"),
+        "the rollback waited for nginx to drop containers it never routed to:\n{}",
+        finished.transcript()
+    );
     assert_no_failures(
         &scenario,
         &tally,

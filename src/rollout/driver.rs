@@ -76,10 +76,13 @@ struct WatchState {
     next_poll: Option<Instant>,
 }
 
-/// The wait on the proxy in progress: what was last reported, and when to ask next.
+/// The wait on the proxy in progress: what was last reported, and when to ask next. A wait is
+/// its ids and deadline: the machine asks again with both unchanged while it goes on waiting,
+/// and a new wait (a rollback asking about the same containers) hears the first answer too.
 #[derive(Default)]
 struct ProxyWatch {
     ids: Vec<String>,
+    until: Option<Instant>,
     reported: Option<Result<Routing, String>>,
     next: Option<Instant>,
 }
@@ -501,9 +504,10 @@ impl<'a> Driver<'a> {
         let Some(proxy) = self.proxy.clone() else {
             return Input::Routing(Err("no proxy adapter is configured".into()));
         };
-        if self.proxy_watch.ids != ids {
+        if self.proxy_watch.ids != ids || self.proxy_watch.until != Some(until) {
             self.proxy_watch = ProxyWatch {
                 ids: ids.clone(),
+                until: Some(until),
                 ..ProxyWatch::default()
             };
         }

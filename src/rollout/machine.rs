@@ -585,10 +585,16 @@ impl Machine {
         };
         let seen = format!("{}: {}", self.proxy_pending(&still), self.proxy_shown());
         let waited = show(self.settings.proxy_timeout);
+        // Without an answer the old containers are treated as routed, which is the safe side,
+        // but the warning must not claim the proxy said so.
+        let routes = match &self.proxy_seen {
+            Some(Ok(_)) => "still routes",
+            _ => "may still route",
+        };
         match self.settings.still_routing {
             StillRouting::Stop => {
                 self.notes.push(Note::Warning(format!(
-                    "the proxy still routes to old container(s) {} after {waited} ({seen}); \
+                    "the proxy {routes} to old container(s) {} after {waited} ({seen}); \
                      stopping them anyway (--proxy-still-routing stop): requests it sends them fail",
                     list(&still)
                 )));
@@ -596,7 +602,7 @@ impl Machine {
             }
             StillRouting::Keep => {
                 self.notes.push(Note::Warning(format!(
-                    "the proxy still routes to old container(s) {} after {waited} ({seen}); \
+                    "the proxy {routes} to old container(s) {} after {waited} ({seen}); \
                      keeping them running so that no request is cut (--proxy-still-routing keep)",
                     list(&still)
                 )));

@@ -85,6 +85,9 @@ pub(super) struct Retreat {
     restored: usize,
     /// The last action asked for: asked again when an input changes nothing.
     asked: Option<Action>,
+    /// Why the proxy's last answer was no answer: a warning must not claim it still routes
+    /// when it could not be asked.
+    proxy_unknown: Option<String>,
 }
 
 impl Retreat {
@@ -149,6 +152,7 @@ impl Retreat {
             after,
             restored: 0,
             asked: None,
+            proxy_unknown: None,
         }
     }
 
@@ -185,15 +189,29 @@ impl Retreat {
                 Ok(routing) if routing.still_routed(&self.healthy).is_empty() => {
                     self.proxy_wait(ctx, now)
                 }
-                _ => self.again(),
+                Ok(_) => {
+                    self.proxy_unknown = None;
+                    self.again()
+                }
+                Err(why) => {
+                    self.proxy_unknown = Some(why);
+                    self.again()
+                }
             },
             (Stage::ProxyOut, Input::Deadline) => {
                 // Removed anyway: the old containers serve, and these are the failed release.
-                ctx.notes.push(Note::Warning(format!(
-                    "the proxy still routes to new container(s) {} after {}; removing them anyway",
-                    list(&self.healthy),
-                    show(ctx.settings.proxy_timeout)
-                )));
+                let ids = list(&self.healthy);
+                let waited = show(ctx.settings.proxy_timeout);
+                ctx.notes.push(Note::Warning(match &self.proxy_unknown {
+                    Some(why) => format!(
+                        "could not learn within {waited} whether the proxy still routes to new \
+                         container(s) {ids} ({why}); removing them anyway"
+                    ),
+                    None => format!(
+                        "the proxy still routes to new container(s) {ids} after {waited}; \
+                         removing them anyway"
+                    ),
+                }));
                 self.proxy_wait(ctx, now)
             }
             (Stage::ProxyWait, Input::Deadline) => self.remove_dropped(ctx),

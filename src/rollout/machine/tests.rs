@@ -1308,8 +1308,9 @@ fn told_to_stop_it_stops_what_the_proxy_still_routes_to() {
     run(&mut machine, steps);
     let notes = format!("{:?}", machine.take_notes());
     assert!(
-        notes.contains("a1 after 30.00s (unknown: refused)")
-            && notes.contains("stopping them anyway"),
+        notes.contains(
+            "the proxy may still route to old container(s) a1 after 30.00s (unknown: refused)"
+        ) && notes.contains("stopping them anyway"),
         "{notes}"
     );
 }

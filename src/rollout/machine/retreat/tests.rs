@@ -301,3 +301,52 @@ fn the_restore_waits_as_long_as_the_old_healthcheck_allows() {
     ]);
     assert_ne!(patience, 9, "the explicit timeout must be what is seen");
 }
+
+/// A drained new container the proxy still routes to is removed after `--proxy-timeout` anyway,
+/// and the warning says whether the proxy said so or could not be asked.
+#[test]
+fn the_proxy_out_warning_tells_still_routing_from_no_answer() {
+    let refused = || Input::Routing(Err("cannot reach the proxy: refused".into()));
+    for (last_answer, expected) in [
+        (
+            proxy(&[("b1", Route::Serving)]),
+            "the proxy still routes to new container(s) b1 after 30.00s; removing them anyway",
+        ),
+        (
+            refused(),
+            "could not learn within 30.00s whether the proxy still routes to new container(s) b1 \
+             (cannot reach the proxy: refused); removing them anyway",
+        ),
+    ] {
+        let settings = Settings {
+            verify_proxy: true,
+            proxy_timeout: Duration::from_secs(30),
+            ..drain_settings()
+        };
+        let mut undoing = Undoing::new(
+            FailureAction::Rollback,
+            settings,
+            &[("b1", Health::Healthy)],
+            &[],
+            0,
+        );
+        undoing.run(vec![
+            (0, Input::Begin, "pre-stop b1"),
+            (0, Input::PreStopFinished(vec![]), "watch [b1] until 6s"),
+            (
+                1,
+                observed("b1", State::Running, Health::Unhealthy),
+                "ask proxy [b1] until 31s",
+            ),
+            (0, refused(), "ask proxy [b1] until 31s"),
+            (0, last_answer, "ask proxy [b1] until 31s"),
+            (30, Input::Deadline, "watch [] until 33s"),
+        ]);
+        let warnings: Vec<&Note> = undoing
+            .notes
+            .iter()
+            .filter(|note| matches!(note, Note::Warning(_)))
+            .collect();
+        assert_eq!(warnings, [&Note::Warning(expected.to_owned())]);
+    }
+}

@@ -18,6 +18,31 @@ pub struct Lock {
     _file: File,
 }
 
+/// Why the lock was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LockError {
+    /// Another process holds it: `pid N`.
+    Held(String),
+    /// The state directory cannot be used (not creatable, not writable).
+    Unusable(String),
+}
+
+impl LockError {
+    /// The one-line error: a held lock names its holder, an unusable directory the way out.
+    pub fn explain(&self, project: &str, service: &str) -> String {
+        match self {
+            LockError::Held(holder) => format!(
+                "another docker-reroll ({holder}) is rolling service '{service}' of project \
+                 '{project}': wait for it to finish, then run again"
+            ),
+            LockError::Unusable(why) => format!(
+                "cannot keep this run's lock and journal: {why}: set DOCKER_REROLL_STATE_DIR \
+                 (or XDG_STATE_HOME) to a writable directory"
+            ),
+        }
+    }
+}
+
 impl StateDir {
     /// `$DOCKER_REROLL_STATE_DIR`, else `$XDG_STATE_HOME/docker-reroll`, else
     /// `~/.local/state/docker-reroll`, else the temporary directory.
@@ -58,9 +83,10 @@ impl StateDir {
         JournalFile::new(self.dir.join(format!("{}.json", self.key)))
     }
 
-    fn lock_file(&self) -> Result<(File, PathBuf), String> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+    fn lock_file(&self) -> Result<(File, PathBuf), LockError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            LockError::Unusable(format!("cannot create {}: {e}", self.dir.display()))
+        })?;
         let path = self.dir.join(format!("{}.lock", self.key));
         let file = OpenOptions::new()
             .create(true)
@@ -68,14 +94,14 @@ impl StateDir {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            .map_err(|e| LockError::Unusable(format!("cannot open {}: {e}", path.display())))?;
         Ok((file, path))
     }
 
     /// Takes the lock, or says which process holds it. A holder that lets go within
     /// [`LOOKERS_HOLD_AT_MOST`] is waited for: `status`, `promote` and `abort` take it for an
     /// instant to look ([`StateDir::holder`]), and a rollout started meanwhile must not be refused.
-    pub fn lock(&self) -> Result<Lock, String> {
+    pub fn lock(&self) -> Result<Lock, LockError> {
         let (mut file, path) = self.lock_file()?;
         let patience = Instant::now() + LOOKERS_HOLD_AT_MOST;
         loop {
@@ -88,9 +114,12 @@ impl StateDir {
                 Err(TryLockError::WouldBlock) if Instant::now() < patience => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(TryLockError::WouldBlock) => return Err(holder_of(&mut file)),
+                Err(TryLockError::WouldBlock) => return Err(LockError::Held(holder_of(&mut file))),
                 Err(TryLockError::Error(e)) => {
-                    return Err(format!("cannot lock {}: {e}", path.display()));
+                    return Err(LockError::Unusable(format!(
+                        "cannot lock {}: {e}",
+                        path.display()
+                    )));
                 }
             }
         }
@@ -98,12 +127,15 @@ impl StateDir {
 
     /// Which process holds the lock, if any, without writing to it and while holding it only for
     /// an instant (shared, so that lookers do not block one another).
-    pub fn holder(&self) -> Result<Option<String>, String> {
+    pub fn holder(&self) -> Result<Option<String>, LockError> {
         let (mut file, path) = self.lock_file()?;
         match file.try_lock_shared() {
             Ok(()) => Ok(None),
             Err(TryLockError::WouldBlock) => Ok(Some(holder_of(&mut file))),
-            Err(TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+            Err(TryLockError::Error(e)) => Err(LockError::Unusable(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
         }
     }
 }
@@ -135,7 +167,10 @@ mod tests {
         let state = state_in(&dir);
         let first = state.lock().unwrap();
         let refusal = state.lock().err().unwrap();
-        assert_eq!(refusal, format!("pid {}", std::process::id()));
+        assert_eq!(
+            refusal,
+            LockError::Held(format!("pid {}", std::process::id()))
+        );
         assert_eq!(
             state.holder(),
             Ok(Some(format!("pid {}", std::process::id())))
@@ -160,5 +195,23 @@ mod tests {
         });
         assert!(rollout.is_ok(), "{:?}", rollout.err());
         assert!(started.elapsed() < LOOKERS_HOLD_AT_MOST);
+    }
+
+    #[test]
+    fn a_state_directory_that_cannot_be_made_is_not_taken_for_a_holder() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let state = StateDir {
+            // A directory under a regular file can never be created.
+            dir: file.path().join("docker-reroll"),
+            key: "k".into(),
+        };
+        let refusal = state.lock().err().unwrap();
+        assert!(matches!(refusal, LockError::Unusable(_)), "{refusal:?}");
+        let line = refusal.explain("shop", "web");
+        assert!(
+            line.contains("cannot create") && line.contains("DOCKER_REROLL_STATE_DIR"),
+            "{line}"
+        );
+        assert!(matches!(state.holder(), Err(LockError::Unusable(_))));
     }
 }

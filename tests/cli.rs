@@ -553,6 +553,23 @@ fn a_bad_value_from_the_environment_names_the_variable() {
     assert!(!run.stderr.contains("environment variable"), "{run}");
 }
 
+/// A state directory that cannot be made (a stray HOME) is refused as such, not blamed on a
+/// concurrent run that does not exist.
+#[test]
+fn an_unusable_state_directory_is_refused_before_any_change() {
+    let world = Scenario::new();
+    let mut command = world.command(&["web"]);
+    command
+        .env_remove("DOCKER_REROLL_STATE_DIR")
+        .env("HOME", "/proc/no-such-home");
+    let run = world.spawn(command).finish();
+    run.assert_refused(
+        "cannot create /proc/no-such-home/.local/state/docker-reroll",
+        "set DOCKER_REROLL_STATE_DIR (or XDG_STATE_HOME) to a writable directory",
+    );
+    assert!(!run.stderr.contains("another docker-reroll"), "{run}");
+}
+
 #[test]
 fn refuses_both_host_and_context_as_docker_does() {
     let run = Scenario::new().run(&["-H", "unix:///s", "--context", "prod", "web"]);

@@ -42,7 +42,9 @@ pub async fn run(
     let state = &StateDir::new(&docker.globals().endpoint(), project, service);
     let files = ControlFiles::new(state);
     // A rollout holds the lock while it runs: taking it means none does.
-    let running = state.holder().map_err(Failure::usage)?;
+    let running = state
+        .holder()
+        .map_err(|error| Failure::usage(error.explain(project, service)))?;
     let status = files.read_status().filter(|_| running.is_some());
     match command {
         Command::Status { .. } => {

@@ -83,12 +83,9 @@ pub fn service_config(config: &ProjectConfig, service: &str) -> Result<ServiceCo
 
 pub fn lock(docker: &Docker, project: &str, service: &str) -> Result<(StateDir, Lock), Failure> {
     let state = StateDir::new(&docker.globals().endpoint(), project, service);
-    let lock = state.lock().map_err(|holder| {
-        Failure::usage(format!(
-            "another docker-reroll ({holder}) is rolling service '{service}' of project '{project}': \
-             wait for it to finish, then run again"
-        ))
-    })?;
+    let lock = state
+        .lock()
+        .map_err(|error| Failure::usage(error.explain(project, service)))?;
     Ok((state, lock))
 }
 

@@ -6,6 +6,7 @@ use crate::cli::Cli;
 use crate::docker::{Docker, unreachable_or};
 use crate::exit::{Exit, Failure};
 use crate::interrupt::Interrupts;
+use crate::model::project::is_compose_project_name;
 use crate::orphans::Orphans;
 use crate::report::Reporter;
 use crate::service::ServiceRollout;
@@ -35,11 +36,7 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<Exit, Failure> {
     let mut docker = Docker::new(cli.globals(), cli.project_args());
     crate::engine::configure(cli.engine, &mut docker); // Podman support
     if let Some(command) = &cli.command {
-        let named = cli
-            .project_name
-            .clone()
-            .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
-            .filter(|name| !name.is_empty());
+        let named = named_project(&cli);
         if let crate::canary::args::Command::Rollback { service } = command {
             return crate::canary::commands::rollback(
                 &cli,
@@ -79,11 +76,7 @@ async fn roll_named(
 ) -> Result<Exit, Failure> {
     // Known before Compose answers when given by -p or COMPOSE_PROJECT_NAME: then the lock is
     // taken first and the containers are listed while Compose reads the project.
-    let named = cli
-        .project_name
-        .clone()
-        .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
-        .filter(|name| !name.is_empty());
+    let named = named_project(cli);
     let mut early_lock = match &named {
         Some(project) => Some(lock(docker, project, service)?),
         None => None,
@@ -179,6 +172,16 @@ async fn roll_named(
     Ok(orphans
         .settle(exit, interrupted, cli.dry_run, docker, reporter)
         .await)
+}
+
+/// The project named by -p or COMPOSE_PROJECT_NAME, known before Compose answers. A name
+/// Compose would refuse counts as none: Compose then says what is wrong with it, before a lock
+/// or a container is made under it.
+fn named_project(cli: &Cli) -> Option<String> {
+    cli.project_name
+        .clone()
+        .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
+        .filter(|name| is_compose_project_name(name))
 }
 
 /// The project's lock on the engine (`crate::engine_lock`); none for a dry run, which changes

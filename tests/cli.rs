@@ -909,6 +909,29 @@ fn refuses_an_invalid_compose_file() {
         .assert_refused("services.web.ports must be a list", "fix the compose file");
 }
 
+/// A project name Compose refuses is refused with Compose's reason: no lock container is made
+/// under it first (the engine would refuse that name with a less useful error).
+#[test]
+fn refuses_a_project_name_compose_refuses_before_locking_under_it() {
+    let world = Scenario::new().rule(on("compose --project-name Bad_Name config").fails(
+        "invalid project name \"Bad_Name\": must consist only of lowercase alphanumeric \
+         characters, hyphens, and underscores as well as start with a letter or number",
+    ));
+    let mut command = world.command(&["-p", "Bad_Name", "web"]);
+    command.env("DOCKER_REROLL_ENGINE_LOCK", "1");
+    let run = world.spawn(command).finish();
+    run.assert_refused(
+        "invalid project name \"Bad_Name\"",
+        "give a valid name with -p or COMPOSE_PROJECT_NAME",
+    );
+    assert!(
+        !run.calls
+            .iter()
+            .any(|call| call.line().contains("reroll-lock")),
+        "{run}"
+    );
+}
+
 #[test]
 fn refuses_a_service_with_a_container_name() {
     Scenario::new()

@@ -153,7 +153,7 @@ pub struct Docker {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("could not run `{program}`: {source}")]
+    #[error("could not run `{program}`: {}", why_not(source))]
     Spawn {
         program: String,
         source: std::io::Error,
@@ -165,6 +165,14 @@ pub enum DockerError {
         stderr: String,
         code: Option<i32>,
     },
+}
+
+/// Why a program did not start, with the fix when it is simply missing.
+fn why_not(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "it is not on PATH: install it, or fix PATH".to_owned(),
+        _ => error.to_string(),
+    }
 }
 
 impl DockerError {
@@ -642,5 +650,25 @@ mod tests {
         let (_, removed) = env(&detached("docker-compose"));
         assert!(removed.contains(&"DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND".to_owned()));
         assert!(removed.contains(&"DOCKER_CLI_PLUGIN_SOCKET".to_owned()));
+    }
+
+    #[test]
+    fn a_missing_program_is_said_to_be_missing_from_path() {
+        let missing = DockerError::Spawn {
+            program: "docker".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(
+            missing.to_string(),
+            "could not run `docker`: it is not on PATH: install it, or fix PATH"
+        );
+        let denied = DockerError::Spawn {
+            program: "docker".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(
+            denied.to_string(),
+            "could not run `docker`: permission denied"
+        );
     }
 }

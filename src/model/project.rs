@@ -6,6 +6,15 @@ use serde::Deserialize;
 
 use super::hook::ExecHook;
 
+/// Compose's rule for a project name: lowercase letters, digits, `-` and `_`, starting with a
+/// letter or digit.
+pub fn is_compose_project_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 /// The parts of a resolved service this tool decides on.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceConfig {
@@ -47,4 +56,26 @@ pub struct ProjectConfig {
     pub services: BTreeMap<String, ServiceConfig>,
     /// Compose's resolved JSON as it printed it: recorded for `docker reroll rollback`.
     pub resolved_json: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_compose_project_name;
+
+    #[test]
+    fn project_names_as_compose_takes_them() {
+        for (name, valid) in [
+            ("shop", true),
+            ("shop-2_b", true),
+            ("1shop", true),
+            ("", false),
+            ("Shop", false),
+            ("bad name", false),
+            ("-shop", false),
+            ("_shop", false),
+            ("shop.b", false),
+        ] {
+            assert_eq!(is_compose_project_name(name), valid, "{name:?}");
+        }
+    }
 }

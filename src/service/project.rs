@@ -130,9 +130,12 @@ pub async fn read_config(docker: &Docker) -> Result<ProjectConfig, Failure> {
     );
     let unreadable = |error: DockerError| {
         let why = error.last_stderr_line();
-        Failure::usage(format!(
-            "Compose cannot read the project: {why}: fix the compose file, or point at it with -f / --project-directory"
-        ))
+        let fix = if why.contains("project name") {
+            "give a valid name with -p or COMPOSE_PROJECT_NAME"
+        } else {
+            "fix the compose file, or point at it with -f / --project-directory"
+        };
+        Failure::usage(format!("Compose cannot read the project: {why}: {fix}"))
     };
     let not_understood = |e: serde_json::Error| {
         Failure::usage(format!(

@@ -129,7 +129,7 @@ impl<'a> ServiceRollout<'a> {
         let proxy = match &self.resolved.proxy {
             Some(spec) => {
                 let proxy = connect_proxy(spec, project, service, &self.config, docker).await?;
-                check_proxy(&proxy, service, &snapshot.containers).await?;
+                check_proxy(&proxy, service, &snapshot.containers, reporter, interrupts).await?;
                 reporter.info(&format!(
                     "verifying every step with {} at {}",
                     proxy.describe(),

@@ -1,12 +1,19 @@
 //! The proxy a service's rollout asks: located (a service of the project names its container),
 //! built from the settings, and checked before anything changes.
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use crate::docker::{Docker, unreachable_or};
+use crate::duration::show;
 use crate::exit::Failure;
+use crate::interrupt::Interrupts;
 use crate::model::container::{Container, Health};
 use crate::model::project::ServiceConfig;
 use crate::model::routing::Target;
 use crate::proxy::{Naming, Proxy, ProxyError};
+use crate::report::Reporter;
 use crate::service_settings::ProxySpec;
 
 pub async fn connect_proxy(
@@ -85,13 +92,65 @@ async fn locate_proxy(url: &str, project: &str, docker: &Docker) -> Result<Strin
     Ok(format!("{scheme}://{at}{path}"))
 }
 
+/// How long the check waits for a proxy that knows the service but does not route to its running
+/// containers yet: they may have started moments ago (`docker compose up -d && docker reroll
+/// web`), and a proxy takes them in on its own schedule (Traefik's provider throttle: 2 s).
+const SETTLE: Duration = Duration::from_secs(10);
+const SETTLE_POLL: Duration = Duration::from_millis(250);
+
 /// Before anything changes: the proxy answers, knows the service, and routes to its running
-/// containers. Otherwise every wait on it would time out, so the settings must be wrong.
+/// containers. Otherwise every wait on it would time out, so the settings must be wrong, unless
+/// the proxy only has not taken the containers in yet: that is waited for, up to [`SETTLE`].
 pub async fn check_proxy(
     proxy: &Proxy,
     service: &str,
     containers: &[Container],
+    reporter: &Reporter,
+    interrupts: &mut Interrupts,
 ) -> Result<(), Failure> {
+    let deadline = Instant::now() + SETTLE;
+    let mut announced = false;
+    loop {
+        let not_yet = match judge_proxy(proxy, service, containers).await {
+            Check::Ready => return Ok(()),
+            Check::Wrong(failure) => return Err(failure),
+            Check::NotYet(why) => why,
+        };
+        if Instant::now() >= deadline {
+            return Err(Failure::usage(format!(
+                "{not_yet} (asked for {}): check --proxy-service (or x-reroll proxy-service), \
+                 and that the proxy reaches the containers' network",
+                show(SETTLE)
+            )));
+        }
+        if !announced {
+            reporter.info(&format!(
+                "{}; waiting up to {} for the proxy to take the running containers in",
+                not_yet,
+                show(SETTLE)
+            ));
+            announced = true;
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+        if let Some(signal) = interrupts.pending() {
+            return Err(Failure::new(
+                signal.exit(),
+                "stopped while waiting for the proxy: nothing was changed",
+            ));
+        }
+    }
+}
+
+/// One look at the proxy before the rollout.
+enum Check {
+    Ready,
+    /// Settings that cannot work: refused at once.
+    Wrong(Failure),
+    /// The proxy knows nothing of the running containers yet: may change by itself.
+    NotYet(String),
+}
+
+async fn judge_proxy(proxy: &Proxy, service: &str, containers: &[Container]) -> Check {
     let serving: Vec<Target> = containers
         .iter()
         .filter(|c| c.is_running() && matches!(c.health, Health::Healthy | Health::None))
@@ -101,31 +160,32 @@ pub async fn check_proxy(
     let routing = match proxy.observe(&serving).await {
         Ok(routing) => routing,
         // Traefik knows a service only while it has servers: none on a first deploy.
-        Err(ProxyError::UnknownService { .. }) if serving.is_empty() => return Ok(()),
+        Err(ProxyError::UnknownService { .. }) if serving.is_empty() => return Check::Ready,
+        // Traefik also knows it only once its provider took a container in.
         Err(error @ ProxyError::UnknownService { .. }) => {
-            return Err(Failure::usage(format!(
-                "{error}: give the proxy's name for service '{service}' with --proxy-service (or x-reroll proxy-service)"
-            )));
+            return Check::NotYet(format!(
+                "{error}, with {} container(s) of service '{service}' running",
+                ids.len()
+            ));
         }
         Err(error @ ProxyError::Unreachable(_)) => {
-            return Err(Failure::usage(format!(
+            return Check::Wrong(Failure::usage(format!(
                 "{error}: check --proxy-url (or x-reroll proxy-url) and that the proxy runs"
             )));
         }
         Err(error) => {
-            return Err(Failure::usage(format!(
+            return Check::Wrong(Failure::usage(format!(
                 "{error}: check --proxy and --proxy-url"
             )));
         }
     };
     if !ids.is_empty() && routing.still_routed(&ids).is_empty() {
-        return Err(Failure::usage(format!(
-            "{} routes to none of the {} running container(s) of service '{service}' ({}): check \
-             --proxy-service (or x-reroll proxy-service), and that the proxy reaches the containers' network",
+        return Check::NotYet(format!(
+            "{} routes to none of the {} running container(s) of service '{service}' ({})",
             proxy.describe(),
             ids.len(),
             routing.shown
-        )));
+        ));
     }
-    Ok(())
+    Check::Ready
 }

@@ -33,19 +33,24 @@ render() {
 render >"$conf.new" && mv "$conf.new" "$conf"
 [ "${1:-}" = once ] && exit 0
 
-# `loaded` is what nginx was last told to load. A reload can fail: the watcher starts before
-# nginx, which may have read the first file but not yet written its pid when the set first
-# changes. The file is then newer than nginx's configuration, so the reload is tried again
-# every round until nginx takes it, instead of waiting for the next change.
-loaded=yes
+# A reload nginx missed is sent again: every round also asks nginx (its internal /routed, which
+# the current workers answer) whether its loaded configuration routes where the file says. Two
+# ways to miss one, both at start, as the watcher begins before nginx: `nginx -s reload` fails
+# while nginx has no pid file yet; and a SIGHUP that lands after the pid file is written but
+# before nginx's master first waits for signals only sets a flag the master reads after its next
+# signal, so nginx went on serving the empty first upstream (seen: "no live upstreams", 502 for
+# good, in about one start in five on a busy host).
 while :; do
   sleep 0.5
   render >"$conf.new"
   if ! cmp -s "$conf.new" "$conf"; then
     mv "$conf.new" "$conf"
-    loaded=""
+    nginx -s reload
+    continue
   fi
-  if [ -z "$loaded" ] && [ -s /run/nginx.pid ] && nginx -s reload; then
-    loaded=yes
+  wanted=$(sed -n 's/^ *default "\(.*\)";$/\1/p' "$conf")
+  routed=$(wget -q -O - http://127.0.0.1:8081/routed 2>/dev/null) || continue
+  if [ "$routed" != "$wanted" ]; then
+    nginx -s reload
   fi
 done

@@ -115,12 +115,7 @@ impl StateDir {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(TryLockError::WouldBlock) => return Err(LockError::Held(holder_of(&mut file))),
-                Err(TryLockError::Error(e)) => {
-                    return Err(LockError::Unusable(format!(
-                        "cannot lock {}: {e}",
-                        path.display()
-                    )));
-                }
+                Err(TryLockError::Error(e)) => return Err(cannot_lock(&path, e)),
             }
         }
     }
@@ -132,16 +127,17 @@ impl StateDir {
         match file.try_lock_shared() {
             Ok(()) => Ok(None),
             Err(TryLockError::WouldBlock) => Ok(Some(holder_of(&mut file))),
-            Err(TryLockError::Error(e)) => Err(LockError::Unusable(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            ))),
+            Err(TryLockError::Error(e)) => Err(cannot_lock(&path, e)),
         }
     }
 }
 
 /// How long a look at the lock holds it, at most (a rollout waits that long before refusing).
 const LOOKERS_HOLD_AT_MOST: Duration = Duration::from_secs(2);
+
+fn cannot_lock(path: &std::path::Path, error: std::io::Error) -> LockError {
+    LockError::Unusable(format!("cannot lock {}: {error}", path.display()))
+}
 
 fn holder_of(file: &mut File) -> String {
     let mut holder = String::new();

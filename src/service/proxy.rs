@@ -92,8 +92,8 @@ async fn locate_proxy(url: &str, project: &str, docker: &Docker) -> Result<Strin
     Ok(format!("{scheme}://{at}{path}"))
 }
 
-/// How long the check waits for a proxy that knows the service but does not route to its running
-/// containers yet: they may have started moments ago (`docker compose up -d && docker reroll
+/// How long the check waits for a proxy that knows nothing of the service's running containers
+/// yet (no such service, or none of them routed): they may have started moments ago (`docker compose up -d && docker reroll
 /// web`), and a proxy takes them in on its own schedule (Traefik's provider throttle: 2 s).
 const SETTLE: Duration = Duration::from_secs(10);
 const SETTLE_POLL: Duration = Duration::from_millis(250);
